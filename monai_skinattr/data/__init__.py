@@ -1,0 +1,21 @@
+"""Dataset readers (MONAI datalists from the challenges' own layouts), synthetic twins and folds."""
+
+from . import folds, synthetic
+from .acdc import acdc_datalist
+from .checks import DatasetLayoutError
+from .covidqu import covidqu_datalist
+from .folds import kfold
+from .idrid import idrid_datalist
+from .isic import ATTRIBUTES, isic_datalist
+
+__all__ = [
+    "ATTRIBUTES",
+    "DatasetLayoutError",
+    "acdc_datalist",
+    "covidqu_datalist",
+    "folds",
+    "idrid_datalist",
+    "isic_datalist",
+    "kfold",
+    "synthetic",
+]

@@ -1,0 +1,81 @@
+"""COVID-QU-Ex "Infection Segmentation Data" layout: chest X-rays with infection and lung masks.
+
+.. code-block:: python
+
+    from monai_skinattr.data.covidqu import covidqu_datalist
+
+    train = covidqu_datalist("/data/COVID-QU-Ex", split="train", classes=("COVID-19",))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checks import Problems, check_2d_pairs
+
+__all__ = ["CLASSES", "SPLITS", "covidqu_datalist", "infection_root"]
+
+CLASSES = ("COVID-19", "Non-COVID", "Normal")
+SPLITS = {"train": "Train", "val": "Val", "test": "Test"}
+_FOLDER = "Infection Segmentation Data"
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def infection_root(root: str | Path) -> Path:
+    """The innermost ``Infection Segmentation Data`` folder (the archive nests it twice), given it or a parent."""
+    root = Path(root)
+    while (root / _FOLDER).is_dir():
+        root = root / _FOLDER
+    return root
+
+
+def covidqu_datalist(
+    root: str | Path, split: str = "train", classes: tuple[str, ...] = CLASSES, validate: bool = True
+) -> list[dict]:
+    """
+    Datalist ``[{"image", "label", "lung", "class", "id"}]`` where ``label`` is the infection mask.
+
+    Non-COVID and Normal images have empty infection masks in COVID-QU-Ex.
+
+    Args:
+        root: the ``Infection Segmentation Data`` folder or a folder holding it.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        classes: subset of ``CLASSES`` to include.
+        validate: decode every file and check mask sizes and values.
+
+    Raises:
+        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got '{split}'.")
+    unknown = set(classes) - set(CLASSES)
+    if unknown:
+        raise ValueError(f"unknown classes {sorted(unknown)}; COVID-QU-Ex has {CLASSES}.")
+    base = infection_root(root) / SPLITS[split]
+    if not base.is_dir():
+        raise FileNotFoundError(f"missing COVID-QU-Ex split folder '{base}'.")
+    problems = Problems()
+    entries = []
+    for cls in classes:
+        folders = {k: base / cls / name for k, name in (("image", "images"), ("label", "infection masks"), ("lung", "lung masks"))}
+        absent = [str(f) for f in folders.values() if not f.is_dir()]
+        if absent:
+            problems.extend(f"{f}: missing folder" for f in absent)
+            continue
+        files = {k: {p.name: p for p in f.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES} for k, f in folders.items()}
+        for name in sorted(files["image"]):
+            entry = {"image": str(files["image"][name]), "class": cls, "id": Path(name).stem}
+            for key in ("label", "lung"):
+                if name in files[key]:
+                    entry[key] = str(files[key][name])
+                else:
+                    problems.append(f"{files['image'][name]}: no matching file in {folders[key]}")
+            entries.append(entry)
+        for key in ("label", "lung"):
+            problems.extend(f"{files[key][n]}: mask without a matching image" for n in sorted(set(files[key]) - set(files["image"])))
+        if not files["image"]:
+            problems.append(f"{folders['image']}: no images")
+    if validate and not problems:
+        check_2d_pairs(entries, "image", ["label", "lung"], problems, desc=f"checking COVID-QU-Ex {split}")
+    problems.raise_if_any(base)
+    return entries

@@ -1,0 +1,46 @@
+"""Writers that never leave a half-written file: write under a temporary name, then rename."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+
+__all__ = ["save_image_atomic", "save_nifti_atomic", "write_text_atomic"]
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".partial.{path.name}")
+
+
+def save_image_atomic(array: np.ndarray, path: str | Path, quality: int = 95) -> None:
+    """Write an (H, W[, C]) uint8 array as PNG/JPEG/TIFF (by suffix) at ``path``."""
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot tell the image format of '{path}' from its suffix; use one of {sorted(_FORMATS)}.")
+    kwargs = {"quality": quality} if fmt == "JPEG" else {}
+    tmp = _tmp(path)
+    Image.fromarray(array).save(tmp, format=fmt, **kwargs)
+    os.replace(tmp, path)
+
+
+def save_nifti_atomic(array: np.ndarray, affine: np.ndarray, path: str | Path) -> None:
+    """Write ``array`` with ``affine`` as NIfTI at ``path`` (``.nii`` or ``.nii.gz``)."""
+    path = Path(path)
+    tmp = _tmp(path)
+    nib.save(nib.Nifti1Image(array, affine), str(tmp))
+    os.replace(tmp, path)
+
+
+def write_text_atomic(text: str, path: str | Path) -> None:
+    """Write ``text`` at ``path``."""
+    path = Path(path)
+    tmp = _tmp(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,218 @@
+"""ISIC 2016 / 2017 / 2018 Task 1 (lesion) and Task 2 (attribute) folder layouts as distributed.
+
+.. code-block:: python
+
+    from monai_skinattr.data.isic import isic_datalist
+
+    train = isic_datalist("/data/ISIC2018", task=2, split="training")
+    print(train[0].keys())  # image, lesion, globules, milia_like_cyst, ..., id
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .checks import Problems, check_2d_pairs, read_2d
+from .io import save_image_atomic
+
+__all__ = ["ATTRIBUTES", "ATTRIBUTES_2017", "LAYOUTS", "isic_datalist", "detect_year", "convert_isic2017_features"]
+
+#: ISIC 2018 Task 2 attribute names (the file-name suffixes), the project's one name for each attribute.
+ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
+#: ISIC 2017 Part 2 has no globules.
+ATTRIBUTES_2017 = ("milia_like_cyst", "negative_network", "pigment_network", "streaks")
+
+#: Folder and file names per challenge year; ``{split}`` is the challenge's own split word.
+LAYOUTS = {
+    2016: {
+        "splits": {"training": "Training", "test": "Test"},
+        "images": "ISBI2016_ISIC_Part1_{split}_Data",
+        "task1": "ISBI2016_ISIC_Part1_{split}_GroundTruth",
+        "task1_suffix": "_Segmentation.png",
+    },
+    2017: {
+        "splits": {"training": "Training", "validation": "Validation", "test": "Test_v2"},
+        "images": "ISIC-2017_{split}_Data",
+        "task1": "ISIC-2017_{split}_Part1_GroundTruth",
+        "task1_suffix": "_segmentation.png",
+        "task2": "ISIC-2017_{split}_Part2_GroundTruth",
+        "attributes": ATTRIBUTES_2017,
+    },
+    2018: {
+        "splits": {"training": "Training", "validation": "Validation", "test": "Test"},
+        "images": "ISIC2018_Task1-2_{split}_Input",
+        "task1": "ISIC2018_Task1_{split}_GroundTruth",
+        "task1_suffix": "_segmentation.png",
+        "task2": "ISIC2018_Task2_{split}_GroundTruth",
+        "attributes": ATTRIBUTES,
+    },
+}
+
+
+def detect_year(root: str | Path) -> int:
+    """The challenge year whose image folders are in ``root`` (the newest if several are)."""
+    root = Path(root)
+    for year in sorted(LAYOUTS, reverse=True):
+        layout = LAYOUTS[year]
+        if any((root / layout["images"].format(split=s)).is_dir() for s in layout["splits"].values()):
+            return year
+    raise FileNotFoundError(f"'{root}' holds no ISIC 2016/2017/2018 image folder (e.g. ISIC2018_Task1-2_Training_Input).")
+
+
+def _folder(root: Path, pattern: str) -> Path | None:
+    """``root/pattern``, also accepting the versioned names ISIC used for re-releases (``..._v3``)."""
+    exact = root / pattern
+    if exact.is_dir():
+        return exact
+    versioned = sorted(p for p in root.glob(pattern + "_v*") if p.is_dir())
+    return versioned[-1] if versioned else None
+
+
+def _index(folder: Path, suffix_re: str) -> dict[str, Path]:
+    """Map image id -> file for files named ``ISIC_xxxxxxx<suffix>`` in ``folder``."""
+    pattern = re.compile(rf"^(ISIC_\d{{7}}){suffix_re}$")
+    found = {}
+    for name in os.listdir(folder):
+        m = pattern.match(name)
+        if m:
+            found[m.group(1)] = folder / name
+    return found
+
+
+def isic_datalist(
+    root: str | Path,
+    task: int = 1,
+    split: str = "training",
+    year: int | None = None,
+    attributes: tuple[str, ...] | None = None,
+    validate: bool = True,
+    cache_dir: str | Path | None = None,
+) -> list[dict]:
+    """
+    Datalist of an ISIC challenge folder, sorted by image id.
+
+    Task 1 entries are ``{"image", "label", "id"}``; Task 2 entries are ``{"image", <attribute>: mask path, ...,
+    "id"}`` plus ``"lesion"`` when the Task 1 ground truth of that split is present (TATL's ground-truth crop).
+    ISIC 2017 Part 2 ground truth is superpixel-based: it is converted once to per-attribute masks named like
+    ISIC 2018's (``ISIC_xxxxxxx_attribute_<name>.png``) under ``cache_dir``.
+
+    Args:
+        root: folder holding the challenge folders as unzipped (e.g. ``ISIC2018_Task1-2_Training_Input``).
+        task: 1 (lesion segmentation) or 2 (attribute detection; 2017 and 2018 only).
+        split: ``"training"``, ``"validation"`` or ``"test"``.
+        year: 2016, 2017 or 2018; detected from the folder names when ``None``.
+        attributes: Task 2 attributes to include (default: all of that year).
+        validate: decode every file and check mask sizes and values; all problems are raised together.
+        cache_dir: where converted ISIC 2017 masks go (default ``<root>/ISIC-2017_<split>_Part2_masks``).
+
+    Raises:
+        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ISIC dataset folder '{root}' does not exist.")
+    year = detect_year(root) if year is None else year
+    if year not in LAYOUTS:
+        raise ValueError(f"year must be one of {sorted(LAYOUTS)}, got {year}.")
+    layout = LAYOUTS[year]
+    if split not in layout["splits"]:
+        raise ValueError(f"ISIC {year} has splits {list(layout['splits'])}, got '{split}'.")
+    if task not in (1, 2) or (task == 2 and "task2" not in layout):
+        raise ValueError(f"ISIC {year} has no Task {task}.")
+    word = layout["splits"][split]
+    problems = Problems()
+
+    image_dir = root / layout["images"].format(split=word)
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"missing image folder '{image_dir}'.")
+    images = _index(image_dir, r"\.jpg")
+    if not images:
+        problems.append(f"{image_dir}: no ISIC_xxxxxxx.jpg images")
+    entries = {i: {"image": str(p), "id": i} for i, p in sorted(images.items())}
+
+    lesion_key = "label" if task == 1 else "lesion"
+    mask_keys: list[str] = []
+    task1_dir = _folder(root, layout["task1"].format(split=word))
+    if task == 1 and task1_dir is None:
+        problems.append(f"{root / layout['task1'].format(split=word)}: missing lesion ground-truth folder")
+    if task1_dir is not None:
+        _attach(entries, _index(task1_dir, re.escape(layout["task1_suffix"])), lesion_key, task1_dir, problems)
+        mask_keys.append(lesion_key)
+
+    if task == 2:
+        attrs = tuple(layout["attributes"] if attributes is None else attributes)
+        unknown = set(attrs) - set(layout["attributes"])
+        if unknown:
+            raise ValueError(f"ISIC {year} Task 2 has no attribute(s) {sorted(unknown)}; it has {layout['attributes']}.")
+        task2_dir = _folder(root, layout["task2"].format(split=word))
+        if task2_dir is None:
+            problems.append(f"{root / layout['task2'].format(split=word)}: missing attribute ground-truth folder")
+        else:
+            if year == 2017:
+                cache = Path(cache_dir) if cache_dir else root / f"ISIC-2017_{word}_Part2_masks"
+                task2_dir = convert_isic2017_features(image_dir, task2_dir, cache, problems)
+            for name in attrs:
+                found = _index(task2_dir, rf"_attribute_{name}\.png")
+                _attach(entries, found, name, task2_dir, problems)
+            mask_keys.extend(attrs)
+
+    if validate and not problems:
+        check_2d_pairs(entries.values(), "image", mask_keys, problems, desc=f"checking ISIC {year} {split}")
+    problems.raise_if_any(root)
+    return list(entries.values())
+
+
+def _attach(entries: dict[str, dict], masks: dict[str, Path], key: str, folder: Path, problems: Problems) -> None:
+    """Add ``masks`` under ``key`` to ``entries``; report images without a mask and masks without an image."""
+    for image_id, entry in entries.items():
+        if image_id in masks:
+            entry[key] = str(masks[image_id])
+        else:
+            problems.append(f"{Path(entry['image']).name}: no '{key}' mask in {folder}")
+    for image_id in sorted(set(masks) - set(entries)):
+        problems.append(f"{masks[image_id]}: mask without a matching image")
+
+
+def convert_isic2017_features(
+    image_dir: str | Path, features_dir: str | Path, out_dir: str | Path, problems: Problems | None = None
+) -> Path:
+    """
+    Turn ISIC 2017 Part 2 superpixel ground truth (``ISIC_x_superpixels.png`` beside the images, where a
+    superpixel's index is ``R + 256 G + 65536 B``, and ``ISIC_x_features.json`` listing 0/1 per superpixel and
+    attribute) into per-attribute binary masks ``ISIC_x_attribute_<name>.png`` (0/255) in ``out_dir``.
+    Already converted images are skipped; each mask is written under a temporary name and then renamed.
+    """
+    image_dir, features_dir, out_dir = Path(image_dir), Path(features_dir), Path(out_dir)
+    problems = Problems() if problems is None else problems
+    out_dir.mkdir(parents=True, exist_ok=True)
+    features = _index(features_dir, r"_features\.json")
+    for image_id, json_path in tqdm(sorted(features.items()), desc="converting ISIC 2017 superpixels", unit="image"):
+        targets = {n: out_dir / f"{image_id}_attribute_{n}.png" for n in ATTRIBUTES_2017}
+        if all(t.exists() for t in targets.values()):
+            continue
+        sp_path = image_dir / f"{image_id}_superpixels.png"
+        try:
+            rgb = read_2d(sp_path).astype(np.int64)
+            index = rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
+            values = json.loads(json_path.read_text())
+        except Exception as e:
+            problems.append(f"{sp_path} / {json_path.name}: cannot convert superpixel ground truth ({e})")
+            continue
+        for name, target in targets.items():
+            if name not in values:
+                problems.append(f"{json_path}: no '{name}' entry")
+                continue
+            labels = np.asarray(values[name])
+            if index.max() >= len(labels):
+                problems.append(f"{json_path}: '{name}' lists {len(labels)} superpixels, image has {index.max() + 1}")
+                continue
+            mask = np.isin(index, np.flatnonzero(labels > 0)).astype(np.uint8) * 255
+            save_image_atomic(mask, target)
+    return out_dir
+

@@ -1,0 +1,38 @@
+"""MONAI-style transforms of monai_skinattr (array classes and their dictionary twins)."""
+
+from .array import LesionBBoxCrop, SliceVolume, StitchTiles, TileGrid, UnionMask, tile_positions
+from .dictionary import (
+    LesionBBoxCropD,
+    LesionBBoxCropd,
+    LesionBBoxCropDict,
+    SliceVolumeD,
+    SliceVolumed,
+    SliceVolumeDict,
+    TileGridD,
+    TileGridd,
+    TileGridDict,
+    UnionMaskD,
+    UnionMaskd,
+    UnionMaskDict,
+)
+
+__all__ = [
+    "LesionBBoxCrop",
+    "LesionBBoxCropd",
+    "LesionBBoxCropD",
+    "LesionBBoxCropDict",
+    "SliceVolume",
+    "SliceVolumed",
+    "SliceVolumeD",
+    "SliceVolumeDict",
+    "StitchTiles",
+    "TileGrid",
+    "TileGridd",
+    "TileGridD",
+    "TileGridDict",
+    "UnionMask",
+    "UnionMaskd",
+    "UnionMaskD",
+    "UnionMaskDict",
+    "tile_positions",
+]
