@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -99,15 +100,20 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = 
 
 
 def _isic_rows(root: str | Path, split: str, n: int) -> tuple[list[list[np.ndarray]], list[str]]:
+    """Rows of image / lesion / attributes, preferring images that show the rarer attributes."""
     from .data.isic import isic_datalist
 
-    data = isic_datalist(root, task=2, split=split, validate=False)[:n]
-    rows = []
-    for e in data:
-        image = read_2d(e["image"])
+    samples = []
+    for e in isic_datalist(root, task=2, split=split, validate=False):
         attrs = {k: read_2d(e[k]) for k in e if k not in ("image", "id", "lesion")}
-        present = {k: m for k, m in attrs.items() if m.any()}
-        rows.append([image, overlay(image, {"lesion": read_2d(e["lesion"])}), overlay(image, present, outline=False)])
+        samples.append((e, {k: m for k, m in attrs.items() if m.any()}))
+    counts = Counter(k for _, present in samples for k in present)
+    samples.sort(key=lambda s: -sum(1 / counts[k] for k in s[1]))
+    rows = []
+    for e, present in samples[:n]:
+        image = read_2d(e["image"])
+        lesion = overlay(image, {"lesion": read_2d(e["lesion"])}, alpha=0.1)
+        rows.append([image, lesion, overlay(image, present, outline=False)])
     return rows, ["image", "lesion (Task 1)", "attributes (Task 2)"]
 
 
