@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+
+from monai_skinattr.losses import SSIML1Loss, TverskyJaccardLoss
+
+
+def _reference(logits, target, beta=0.6, s=1.0, lt=0.5, lj=0.5):
+    """TATL Eq. 1-3 computed per image with numpy."""
+    p = 1 / (1 + np.exp(-logits))
+    out = []
+    for pi, yi in zip(p, target, strict=True):
+        pi, yi = pi.ravel(), yi.ravel()
+        tp = (pi * yi).sum()
+        t = (tp + s) / (tp + beta * ((1 - pi) * yi).sum() + (1 - beta) * (pi * (1 - yi)).sum() + s)
+        j = (tp + s) / (yi.sum() + pi.sum() - tp + s)
+        out.append(lt * (1 - t) + lj * (1 - j))
+    return np.mean(out)
+
+
+def test_hand_value():
+    # p = 0.5 on four positive pixels: T = 3 / 4.2, J = 3 / 5
+    loss = TverskyJaccardLoss()(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
+    assert loss.item() == pytest.approx(0.5 * (1 - 3 / 4.2) + 0.5 * (1 - 3 / 5), abs=1e-6)
+
+
+def test_matches_equations_on_random_input():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 1, 8, 8)).astype(np.float32)
+    target = (rng.random((3, 1, 8, 8)) > 0.7).astype(np.float32)
+    for kwargs in ({}, {"beta": 0.3, "smooth": 0.5, "lambda_tversky": 0.2, "lambda_jaccard": 0.8}):
+        ours = TverskyJaccardLoss(**kwargs)(torch.from_numpy(logits), torch.from_numpy(target)).item()
+        ref = _reference(
+            logits,
+            target,
+            beta=kwargs.get("beta", 0.6),
+            s=kwargs.get("smooth", 1.0),
+            lt=kwargs.get("lambda_tversky", 0.5),
+            lj=kwargs.get("lambda_jaccard", 0.5),
+        )
+        assert ours == pytest.approx(ref, abs=1e-6)
+
+
+def test_beta_weights_false_negatives():
+    only_tversky = TverskyJaccardLoss(lambda_tversky=1.0, lambda_jaccard=0.0, smooth=0.0, beta=0.6)
+    big = torch.full((1, 1, 1, 2), 20.0)
+    target_fn = torch.tensor([[[[1.0, 1.0]]]])  # predict [1, 1]
+    pred_half = torch.tensor([[[[20.0, -20.0]]]])
+    fn_loss = only_tversky(pred_half, target_fn).item()  # one FN: 1 - 1 / (1 + 0.6)
+    fp_loss = only_tversky(big, torch.tensor([[[[1.0, 0.0]]]])).item()  # one FP: 1 - 1 / (1 + 0.4)
+    assert fn_loss == pytest.approx(1 - 1 / 1.6, abs=1e-5)
+    assert fp_loss == pytest.approx(1 - 1 / 1.4, abs=1e-5)
+
+
+def test_finite_gradients_on_empty_masks():
+    logits = torch.randn(2, 1, 16, 16, requires_grad=True)
+    loss = TverskyJaccardLoss()(logits, torch.zeros(2, 1, 16, 16))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="beta"):
+        TverskyJaccardLoss(beta=1.5)
+
+
+def test_ssim_l1():
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    assert SSIML1Loss()(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    diff = SSIML1Loss(lambda_l1=2.0)(x, y) - SSIML1Loss(lambda_l1=0.0)(x, y)
+    assert diff.item() == pytest.approx(2.0 * (x - y).abs().mean().item(), abs=1e-6)
