@@ -1,6 +1,9 @@
-"""Dataset readers (MONAI datalists from the challenges' own layouts), synthetic twins and folds."""
+"""Dataset readers (MONAI datalists from the challenges' own layouts), synthetic twins and folds.
 
-from . import folds, synthetic
+The synthetic generators are in :mod:`monai_skinattr.data.synthetic` (``from monai_skinattr.data import synthetic``).
+"""
+
+from . import folds
 from .acdc import acdc_datalist
 from .checks import DatasetLayoutError
 from .covidqu import covidqu_datalist
@@ -17,5 +20,4 @@ __all__ = [
     "idrid_datalist",
     "isic_datalist",
     "kfold",
-    "synthetic",
 ]
