@@ -2,6 +2,7 @@
 
 from .attention_unet import ResNet50AttentionUNet, ResNet50Encoder
 from .base import EncoderDecoder, count_parameters, freeze_encoder, load_stage_weights
+from .efficient_former import EffFormerISCF, EfficientAttention, InterScaleContextFusion
 from .efficientnet import EfficientNetEncoder, EffLinkNet, EffUNet, LinkNetDecoder, UNetDecoder
 from .ensemble import ProbabilityEnsemble
 from .fc_densenet import FCDenseNet
@@ -10,11 +11,14 @@ from .swin_unet import SwinEncoder, SwinUNet
 from .unet import UNet
 
 __all__ = [
+    "EffFormerISCF",
     "EffLinkNet",
+    "EfficientAttention",
     "EffUNet",
     "EfficientNetEncoder",
     "EncoderDecoder",
     "FCDenseNet",
+    "InterScaleContextFusion",
     "LinkNetDecoder",
     "MobileNetV2Encoder",
     "MobileNetV2UNet",
