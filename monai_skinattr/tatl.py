@@ -27,10 +27,14 @@ from .data.folds import fold_split, kfold
 from .data.io import save_image_atomic, write_text_atomic
 from .data.isic import ATTRIBUTES, detect_year, isic_datalist
 from .metrics import isic_task2_score
+from .networks import EffLinkNet, EffUNet, ProbabilityEnsemble, load_stage_weights
 from .transforms import LesionBBoxCrop
 from .visualize import overlay
 
 __all__ = [
+    "TATL_ARCHS",
+    "build_network",
+    "load_probability_net",
     "ensure_isic",
     "stage_datalists",
     "with_predicted_lesions",
@@ -39,6 +43,37 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: TATL's two segmenter shapes: U (concatenating skips) and Link (adding skips), EfficientNet-b0 encoders.
+TATL_ARCHS = {"unet": EffUNet, "linknet": EffLinkNet}
+
+
+def build_network(arch: str = "unet", **kwargs) -> nn.Module:
+    """A TATL segmenter by name: ``"unet"`` (:class:`EffUNet`) or ``"linknet"`` (:class:`EffLinkNet`)."""
+    if arch not in TATL_ARCHS:
+        raise ValueError(f"arch must be one of {sorted(TATL_ARCHS)}, got '{arch}'.")
+    return TATL_ARCHS[arch](**kwargs)
+
+
+def load_probability_net(
+    archs: str | Sequence[str], checkpoints: str | Path | Sequence[str | Path], device: str | torch.device = "cpu"
+) -> ProbabilityEnsemble:
+    """
+    Trained TATL segmenters as one probability network: each ``archs[i]`` loaded (strictly) from ``checkpoints[i]``
+    (a MONAI ``CheckpointSaver`` file), their sigmoid outputs averaged — one network gives its own probabilities,
+    U + Link gives TATL's ensemble.
+    """
+    archs = [archs] if isinstance(archs, str) else list(archs)
+    checkpoints = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    if len(archs) != len(checkpoints):
+        raise ValueError(f"{len(archs)} architectures but {len(checkpoints)} checkpoints.")
+    nets = []
+    for arch, ckpt in zip(archs, checkpoints, strict=True):
+        net = build_network(arch)
+        load_stage_weights(net, ckpt, strict=True)
+        nets.append(net)
+    return ProbabilityEnsemble(nets).to(device).eval()
 
 
 def ensure_isic(
@@ -232,7 +267,9 @@ def attribute_table(
     rows = [(a, scores[a]["jaccard"], scores[a]["dice"]) for a in attributes]
     rows += [("macro average", scores["macro_average"]["jaccard"], scores["macro_average"]["dice"])]
     rows += [("micro average (ISIC overall)", scores["micro_average"]["jaccard"], scores["micro_average"]["dice"])]
-    markdown = "| attribute | Jaccard | Dice |\n|---|---:|---:|\n" + "".join(f"| {a} | {j:.4f} | {d:.4f} |\n" for a, j, d in rows)
+    markdown = "| attribute | Jaccard | Dice |\n|---|---:|---:|\n" + "".join(
+        f"| {a} | {j:.4f} | {d:.4f} |\n" for a, j, d in rows
+    )
     print(f"\nISIC 2018 Task 2 scores on {len(datalist)} images\n\n{markdown}")
     if out_dir is not None:
         out = Path(out_dir)

@@ -18,10 +18,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .checks import Problems, check_2d_pairs, read_2d
+from .checks import DatasetLayoutError, Problems, check_2d_pairs, read_2d
 from .io import save_image_atomic
 
-__all__ = ["ATTRIBUTES", "ATTRIBUTES_2017", "LAYOUTS", "isic_datalist", "detect_year", "convert_isic2017_features"]
+__all__ = [
+    "ATTRIBUTES",
+    "ATTRIBUTES_2017",
+    "LAYOUTS",
+    "isic_datalist",
+    "isic_image_list",
+    "detect_year",
+    "convert_isic2017_features",
+]
 
 #: ISIC 2018 Task 2 attribute names (the file-name suffixes), the project's one name for each attribute.
 ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
@@ -166,6 +174,22 @@ def isic_datalist(
         check_2d_pairs(entries.values(), "image", mask_keys, problems, desc=f"checking ISIC {year} {split}")
     problems.raise_if_any(root)
     return list(entries.values())
+
+
+def isic_image_list(root: str | Path, split: str = "test", year: int | None = None) -> list[dict]:
+    """Datalist ``[{"image", "id"}]`` of the images of an ISIC split, ground truth not needed (inference)."""
+    root = Path(root)
+    year = detect_year(root) if year is None else year
+    layout = LAYOUTS[year]
+    if split not in layout["splits"]:
+        raise ValueError(f"ISIC {year} has splits {list(layout['splits'])}, got '{split}'.")
+    image_dir = root / layout["images"].format(split=layout["splits"][split])
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"missing image folder '{image_dir}'.")
+    images = _index(image_dir, r"\.jpg")
+    if not images:
+        raise DatasetLayoutError(root, [f"{image_dir}: no ISIC_xxxxxxx.jpg images"])
+    return [{"image": str(p), "id": i} for i, p in sorted(images.items())]
 
 
 def _attach(entries: dict[str, dict], masks: dict[str, Path], key: str, folder: Path, problems: Problems) -> None:
