@@ -40,6 +40,7 @@ __all__ = [
     "with_predicted_lesions",
     "TATLCascade",
     "attribute_table",
+    "cross_validation_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ class TATLCascade:
         masks = cascade(image)  # image: (3, H, W) float in [0, 1]; masks: name -> (H, W) bool
 
     Args:
-        lesion_net: stage 1, image -> lesion probability.
+        lesion_net: stage 1, image -> lesion probability; ``None`` uses the whole image (ablation without stage 1).
         union_net: stage 2, crop -> union probability (``None`` skips the union map).
         attribute_nets: stage 3, attribute name -> network.
         lesion_size: stage-1 input size (TATL: 384 x 512).
@@ -166,7 +167,7 @@ class TATLCascade:
 
     def __init__(
         self,
-        lesion_net: nn.Module,
+        lesion_net: nn.Module | None,
         union_net: nn.Module | None,
         attribute_nets: Mapping[str, nn.Module],
         lesion_size: Sequence[int] = (384, 512),
@@ -198,11 +199,15 @@ class TATLCascade:
             raise ValueError(f"expected one (C, H, W) image, got shape {tuple(image.shape)}.")
         image = image.float()
         h, w = image.shape[-2:]
-        with torch.no_grad():
-            lesion_in = _resize(image, self.lesion_size)[None].to(self.device)
-            lesion_small = (self.lesion_net(lesion_in)[0].float().cpu() >= self.threshold).float()
+        maps: dict[str, torch.Tensor] = {}
+        if self.lesion_net is None:
+            lesion_small = torch.ones(1, *self.lesion_size)
+        else:
+            with torch.no_grad():
+                lesion_in = _resize(image, self.lesion_size)[None].to(self.device)
+                lesion_small = (self.lesion_net(lesion_in)[0].float().cpu() >= self.threshold).float()
+            maps["lesion"] = _resize(lesion_small, (h, w), mode="nearest")[0] > 0.5
         crop = self.cropper(MetaTensor(image), lesion_small)
-        maps = {"lesion": _resize(lesion_small, (h, w), mode="nearest")[0] > 0.5}
         nets = dict(self.attribute_nets)
         if self.union_net is not None:
             nets = {"union": self.union_net, **nets}
@@ -227,13 +232,16 @@ class TATLCascade:
             image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
             maps = {k: v.numpy() for k, v in self(image).items()}
             image_id = entry["id"]
-            save_image_atomic(maps["lesion"].astype(np.uint8) * 255, folders["lesion"] / f"{image_id}_segmentation.png")
+            if "lesion" in maps:
+                save_image_atomic(
+                    maps["lesion"].astype(np.uint8) * 255, folders["lesion"] / f"{image_id}_segmentation.png"
+                )
             if "union" in maps:
                 save_image_atomic(maps["union"].astype(np.uint8) * 255, folders["union"] / f"{image_id}_union.png")
             for name in self.attribute_nets:
                 mask = maps[name].astype(np.uint8) * 255
                 save_image_atomic(mask, folders["attributes"] / f"{image_id}_attribute_{name}.png")
-            shown = {"lesion": maps["lesion"], **{k: maps[k] for k in self.attribute_nets}}
+            shown = {k: maps[k] for k in ("lesion", *self.attribute_nets) if k in maps}
             save_image_atomic(overlay(rgb, shown, alpha=0.35), folders["overlays"] / f"{image_id}_overlay.png")
         return out
 
@@ -282,3 +290,40 @@ def attribute_table(
         write_text_atomic(markdown, out / "attribute_scores.md")
         write_text_atomic(json.dumps(scores, indent=2), out / "attribute_scores.json")
     return scores
+
+
+def cross_validation_table(score_files: Sequence[str | Path], out_dir: str | Path | None = None) -> dict:
+    """
+    Mean ± standard deviation over folds of each attribute's Jaccard and Dice (TATL Tables A.10 / A.11), from the
+    ``attribute_scores.json`` each fold's pipeline wrote. Prints Markdown; with ``out_dir`` writes
+    ``cross_validation.csv`` and ``.md`` there.
+    """
+    folds = [json.loads(Path(f).read_text()) for f in score_files]
+    if not folds:
+        raise ValueError("no fold scores given.")
+    names = [k for k in folds[0] if isinstance(folds[0][k], dict) and k not in ("macro_average", "micro_average")]
+    names += ["macro_average", "micro_average"]
+    summary = {}
+    for name in names:
+        summary[name] = {}
+        for metric in ("jaccard", "dice"):
+            values = np.array([f[name][metric] for f in folds])
+            summary[name][metric] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+    header = f"| attribute | Jaccard (mean ± std, {len(folds)} folds) | Dice (mean ± std) |\n|---|---:|---:|\n"
+    markdown = header + "".join(
+        f"| {n} | {summary[n]['jaccard'][0]:.4f} ± {summary[n]['jaccard'][1]:.4f} "
+        f"| {summary[n]['dice'][0]:.4f} ± {summary[n]['dice'][1]:.4f} |\n"
+        for n in names
+    )
+    print(f"\nCross-validation over {len(folds)} folds\n\n{markdown}")
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["attribute", "jaccard_mean", "jaccard_std", "dice_mean", "dice_std"])
+        for n in names:
+            writer.writerow([n, *(f"{v:.6f}" for m in ("jaccard", "dice") for v in summary[n][m])])
+        write_text_atomic(buffer.getvalue(), out / "cross_validation.csv")
+        write_text_atomic(markdown, out / "cross_validation.md")
+    return summary

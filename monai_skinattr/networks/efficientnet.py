@@ -56,11 +56,21 @@ class EfficientNetEncoder(nn.Module):
         in_channels: input channels.
         weights: optional local file with MONAI ``EfficientNetBN`` weights (ImageNet weights converted to
             MONAI's names); the classifier keys are ignored. Nothing is downloaded.
+        bn_momentum: BatchNorm running-statistics momentum (PyTorch convention). MONAI's EfficientNet default,
+            0.01 (Keras' 0.99), needs thousands of iterations before eval-mode predictions are usable; 0.1 suits
+            short runs and is the default here.
     """
 
-    def __init__(self, model_name: str = "efficientnet-b0", in_channels: int = 3, weights: str | Path | None = None):
+    def __init__(
+        self,
+        model_name: str = "efficientnet-b0",
+        in_channels: int = 3,
+        weights: str | Path | None = None,
+        bn_momentum: float = 0.1,
+    ):
         super().__init__()
-        net = EfficientNetBN(model_name, pretrained=False, spatial_dims=2, in_channels=in_channels)
+        norm = ("batch", {"eps": 1e-3, "momentum": bn_momentum})
+        net = EfficientNetBN(model_name, pretrained=False, spatial_dims=2, in_channels=in_channels, norm=norm)
         if weights is not None:
             state = {k: v for k, v in _state_dict(weights).items() if not k.startswith("_fc.")}
             net.load_state_dict(state, strict=False)
