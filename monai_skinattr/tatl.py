@@ -280,16 +280,24 @@ def attribute_table(
     )
     print(f"\nISIC 2018 Task 2 scores on {len(datalist)} images\n\n{markdown}")
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["attribute", "jaccard", "dice"])
-        writer.writerows([(a, f"{j:.6f}", f"{d:.6f}") for a, j, d in rows])
-        write_text_atomic(buffer.getvalue(), out / "attribute_scores.csv")
-        write_text_atomic(markdown, out / "attribute_scores.md")
-        write_text_atomic(json.dumps(scores, indent=2), out / "attribute_scores.json")
+        csv_rows = [(a, f"{j:.6f}", f"{d:.6f}") for a, j, d in rows]
+        _write_table(out_dir, "attribute_scores", ["attribute", "jaccard", "dice"], csv_rows, markdown)
+        write_text_atomic(json.dumps(scores, indent=2), Path(out_dir) / "attribute_scores.json")
     return scores
+
+
+def _write_table(
+    out_dir: str | Path, stem: str, header: Sequence[str], rows: Sequence[Sequence], markdown: str
+) -> None:
+    """``<stem>.csv`` and ``<stem>.md`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(buffer.getvalue(), out / f"{stem}.csv")
+    write_text_atomic(markdown, out / f"{stem}.md")
 
 
 def cross_validation_table(score_files: Sequence[str | Path], out_dir: str | Path | None = None) -> dict:
@@ -317,13 +325,7 @@ def cross_validation_table(score_files: Sequence[str | Path], out_dir: str | Pat
     )
     print(f"\nCross-validation over {len(folds)} folds\n\n{markdown}")
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["attribute", "jaccard_mean", "jaccard_std", "dice_mean", "dice_std"])
-        for n in names:
-            writer.writerow([n, *(f"{v:.6f}" for m in ("jaccard", "dice") for v in summary[n][m])])
-        write_text_atomic(buffer.getvalue(), out / "cross_validation.csv")
-        write_text_atomic(markdown, out / "cross_validation.md")
+        header = ["attribute", "jaccard_mean", "jaccard_std", "dice_mean", "dice_std"]
+        rows = [[n, *(f"{v:.6f}" for m in ("jaccard", "dice") for v in summary[n][m])] for n in names]
+        _write_table(out_dir, "cross_validation", header, rows, markdown)
     return summary

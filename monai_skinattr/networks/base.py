@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["EncoderDecoder", "freeze_encoder", "load_stage_weights", "count_parameters"]
+__all__ = ["EncoderDecoder", "StagedEncoder", "freeze_encoder", "load_stage_weights", "count_parameters"]
 
 
 class EncoderDecoder(nn.Module):
@@ -34,6 +34,22 @@ class EncoderDecoder(nn.Module):
         if self.encoder_frozen:
             self.encoder.eval()
         return self
+
+
+class StagedEncoder(nn.Module):
+    """An encoder that chains ``stages`` and returns every stage's output, shallow to deep."""
+
+    def __init__(self, stages: Sequence[nn.Module], out_channels: Sequence[int]) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = list(out_channels)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features: list[torch.Tensor] = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
 
 
 def freeze_encoder(net: nn.Module, frozen: bool = True) -> nn.Module:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import EncoderDecoder
+from .base import EncoderDecoder, StagedEncoder
 
 __all__ = ["EfficientAttention", "InterScaleContextFusion", "EffFormerISCF"]
 
@@ -163,24 +163,12 @@ class _Expand(nn.Module):
         return self.norm(F.pixel_shuffle(self.proj(x), self.scale))
 
 
-class _ISCFEncoder(nn.Module):
-    def __init__(self, in_channels: int, dims: Sequence[int], depths: Sequence[int], heads: int) -> None:
-        super().__init__()
-        ins = [in_channels, *dims[:-1]]
-        self.stages = nn.ModuleList(
-            [
-                _Stage(ins[i], dims[i], 7 if i == 0 else 3, 4 if i == 0 else 2, depths[i], heads)
-                for i in range(len(dims))
-            ]
-        )
-        self.out_channels = list(dims)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features: list[torch.Tensor] = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
+def _iscf_encoder(in_channels: int, dims: Sequence[int], depths: Sequence[int], heads: int) -> StagedEncoder:
+    ins = [in_channels, *dims[:-1]]
+    stages = [
+        _Stage(ins[i], dims[i], 7 if i == 0 else 3, 4 if i == 0 else 2, depths[i], heads) for i in range(len(dims))
+    ]
+    return StagedEncoder(stages, dims)
 
 
 class _ISCFDecoder(nn.Module):
@@ -239,7 +227,7 @@ class EffFormerISCF(EncoderDecoder):
         if len(dims) != len(depths) or len(dims) < 2:
             raise ValueError(f"dims and depths need the same length >= 2, got {dims} and {depths}.")
         super().__init__(
-            _ISCFEncoder(in_channels, dims, depths, heads),
+            _iscf_encoder(in_channels, dims, depths, heads),
             _ISCFDecoder(dims),
             nn.Conv2d(dims[0], out_channels, kernel_size=1),
         )

@@ -11,7 +11,7 @@ from monai.networks.blocks import Convolution
 from torch import nn
 from torchvision.models import mobilenet_v2
 
-from .base import EncoderDecoder, _state_dict
+from .base import EncoderDecoder, StagedEncoder, _state_dict
 
 __all__ = ["MobileNetV2Encoder", "MobileNetV2UNet"]
 
@@ -19,11 +19,10 @@ __all__ = ["MobileNetV2Encoder", "MobileNetV2UNet"]
 _STAGES = ((0, 2), (2, 4), (4, 7), (7, 14), (14, 18))
 
 
-class MobileNetV2Encoder(nn.Module):
+class MobileNetV2Encoder(StagedEncoder):
     """torchvision MobileNetV2 ``features`` split into five stages (the final 1x1 conv to 1280 is not used)."""
 
     def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
-        super().__init__()
         net = mobilenet_v2(weights=None)
         if weights is not None:
             net.load_state_dict(
@@ -31,15 +30,7 @@ class MobileNetV2Encoder(nn.Module):
             )
         if in_channels != 3:
             net.features[0][0] = nn.Conv2d(in_channels, 32, kernel_size=3, stride=2, padding=1, bias=False)
-        self.stages = nn.ModuleList([nn.Sequential(*net.features[a:b]) for a, b in _STAGES])
-        self.out_channels = [16, 24, 32, 96, 320]
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features: list[torch.Tensor] = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
+        super().__init__([nn.Sequential(*net.features[a:b]) for a, b in _STAGES], [16, 24, 32, 96, 320])
 
 
 class _UpStage(nn.Module):

@@ -8,26 +8,9 @@ import torch
 from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 
-from .base import EncoderDecoder
+from .base import EncoderDecoder, StagedEncoder
 
 __all__ = ["UNet"]
-
-
-class _UNetEncoder(nn.Module):
-    def __init__(self, in_channels: int, features: Sequence[int], act, norm) -> None:
-        super().__init__()
-        self.levels = nn.ModuleList(
-            [TwoConv(2, in_channels, features[0], act, norm, bias=False)]
-            + [Down(2, features[i - 1], features[i], act, norm, bias=False) for i in range(1, len(features))]
-        )
-        self.out_channels = list(features)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features: list[torch.Tensor] = []
-        for level in self.levels:
-            x = level(x)
-            features.append(x)
-        return features
 
 
 class _UNetDecoder(nn.Module):
@@ -77,7 +60,11 @@ class UNet(EncoderDecoder):
     ):
         act, norm = ("relu", {"inplace": True}), "batch"
         super().__init__(
-            _UNetEncoder(in_channels, features, act, norm),
+            StagedEncoder(
+                [TwoConv(2, in_channels, features[0], act, norm, bias=False)]
+                + [Down(2, features[i - 1], features[i], act, norm, bias=False) for i in range(1, len(features))],
+                features,
+            ),
             _UNetDecoder(features, act, norm),
             nn.Conv2d(features[0], out_channels, kernel_size=1),
         )
