@@ -19,7 +19,14 @@ import numpy as np
 import torch
 from monai.metrics import CumulativeIterationMetric
 
-__all__ = ["binarize", "confusion", "isic_task1_score", "isic_task2_score", "ISICTask2Metric"]
+__all__ = [
+    "binarize",
+    "confusion",
+    "isic_task1_score",
+    "isic_task2_score",
+    "ISICTask1Metric",
+    "ISICTask2Metric",
+]
 
 _TASK1_METRICS = ("threshold_jaccard", "jaccard", "dice", "sensitivity", "specificity", "accuracy")
 
@@ -197,3 +204,39 @@ class ISICTask2Metric(CumulativeIterationMetric):
         if self.reduction == "macro":
             return scores["macro_average"]["jaccard"]
         return scores[self.reduction]["jaccard"]
+
+
+class ISICTask1Metric(CumulativeIterationMetric):
+    """
+    The ISIC Task 1 score accumulated over an evaluation: each call takes predictions and truths ``(B, 1, H, W)``
+    and buffers each image's metrics; :meth:`aggregate` returns their means (:func:`isic_task1_score`'s dict) or,
+    with ``reduction`` set to a metric name, that one number (e.g. ``"threshold_jaccard"`` for a key metric).
+    Wrap it with ``monai.handlers.IgniteMetricHandler`` inside an evaluator.
+
+    Args:
+        reduction: ``"all"`` or one of ``threshold_jaccard``, ``jaccard``, ``dice``, ``sensitivity``,
+            ``specificity``, ``accuracy``.
+        threshold: Jaccard threshold of the challenge score.
+    """
+
+    def __init__(self, reduction: str = "all", threshold: float = 0.65) -> None:
+        super().__init__()
+        if reduction not in ("all", *_TASK1_METRICS):
+            raise ValueError(f"reduction must be 'all' or one of {_TASK1_METRICS}, got '{reduction}'.")
+        self.reduction = reduction
+        self.threshold = threshold
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if y_pred.shape != y.shape or y.ndim < 3 or y.shape[1] != 1:
+            raise ValueError(
+                f"expected prediction and truth of shape (B, 1, ...), got {tuple(y_pred.shape)} and {tuple(y.shape)}."
+            )
+        rows = [_task1_image(confusion(y[b, 0], y_pred[b, 0]), self.threshold) for b in range(y.shape[0])]
+        return torch.tensor([[r[m] for m in _TASK1_METRICS] for r in rows], dtype=torch.float64)
+
+    def aggregate(self):  # type: ignore[override]
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor) or data.numel() == 0:
+            raise ValueError("ISICTask1Metric has no accumulated images to aggregate.")
+        means = {m: float(v) for m, v in zip(_TASK1_METRICS, data.mean(0), strict=True)}
+        return means if self.reduction == "all" else means[self.reduction]

@@ -185,9 +185,17 @@ def test_broken_dataset_fails_before_training(tmp_path):
     assert not (tmp_path / "run" / "models").exists()
 
 
-def test_multi_gpu_config_on_cpu_with_gloo(pipeline, tmp_path):
+@pytest.mark.parametrize("name", ["tatl_lesion_segnet", "tatl_attribute_segmenters"])
+def test_multi_gpu_config_on_cpu_with_gloo(pipeline, tmp_path, name):
     work, _ = pipeline
-    configs = BUNDLES / "tatl_lesion_segnet" / "configs"
+    configs = BUNDLES / name / "configs"
+    stage3 = []
+    if name == "tatl_attribute_segmenters":
+        stage3 = [
+            "--init_checkpoint", str(work / "union" / "models" / "unet" / "model.pt"),
+            "--freeze_encoder", "true",
+            "--lesion_dir", str(work / "lesion" / "eval" / "lesions" / "training"),
+        ]  # fmt: skip
     bundle(
         "run",
         "--config_file", json.dumps([str(configs / "train.json"), str(configs / "multi_gpu_train.json")]),
@@ -195,6 +203,71 @@ def test_multi_gpu_config_on_cpu_with_gloo(pipeline, tmp_path):
         "--dataset_dir", str(work / "data" / "isic2018_synthetic"),
         "--spatial_size", "[64, 64]",
         "--max_epochs", "1",
+        *stage3,
         prefix=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", "-m"),
     )  # fmt: skip
-    assert (tmp_path / "models" / "model.pt").is_file()
+    saved = list((tmp_path / "models").rglob("model.pt"))
+    assert len(saved) == 1
+    if stage3:  # frozen encoder: identical to the stage-2 checkpoint it started from
+        start = torch.load(work / "union" / "models" / "unet" / "model.pt", map_location="cpu", weights_only=True)
+        end = torch.load(saved[0], map_location="cpu", weights_only=True)
+        assert all(torch.equal(start[k], end[k]) for k in start if k.startswith("encoder."))
+        assert any(not torch.equal(start[k], end[k]) for k in start if k.startswith("decoder."))
+
+
+@pytest.mark.parametrize(
+    "name, checkpoint, overrides",
+    [
+        ("tatl_attribute_agnostic", "union/models/linknet/model.pt", ["--arch", "linknet"]),
+        ("tatl_attribute_segmenters", "attributes/models/streaks/unet/model.pt", ["--arch", "unet"]),
+    ],
+)
+def test_ckpt_export_of_stage_2_and_3(pipeline, tmp_path, name, checkpoint, overrides):
+    work, _ = pipeline
+    ts = tmp_path / "net.ts"
+    bundle(
+        "ckpt_export", "network_def",
+        "--filepath", str(ts),
+        "--ckpt_file", str(work / checkpoint),
+        "--meta_file", str(BUNDLES / name / "configs" / "metadata.json"),
+        "--config_file", str(BUNDLES / name / "configs" / "train.json"),
+        "--bundle_root", str(tmp_path),
+        *overrides,
+    )  # fmt: skip
+    arch = overrides[1]
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(
+        torch.sigmoid(torch.jit.load(str(ts))(x)), load_probability_net(arch, work / checkpoint)(x)
+    )
+
+
+def test_evaluate_and_union_inference_configs(pipeline, tmp_path):
+    work, _ = pipeline
+    data = str(work / "data" / "isic2018_synthetic")
+    configs = BUNDLES / "tatl_lesion_segnet" / "configs"
+    bundle(
+        "run",
+        "--config_file", json.dumps([str(configs / "train.json"), str(configs / "evaluate.json")]),
+        "--bundle_root", str(tmp_path / "eval"),
+        "--ckpt_dir", str(work / "lesion" / "models"),
+        "--dataset_dir", data,
+        "--spatial_size", "[64, 64]",
+    )  # fmt: skip
+    rows = (tmp_path / "eval" / "eval" / "metrics.csv").read_text().splitlines()
+    name, value = rows[0].split(",")
+    assert name == "val_jaccard" and 0.0 <= float(value) <= 1.0
+    bundle(
+        "run",
+        "--config_file", str(BUNDLES / "tatl_attribute_agnostic" / "configs" / "inference.json"),
+        "--bundle_root", str(tmp_path / "union"),
+        "--ckpt_dir", str(work / "union" / "models"),
+        "--lesion_checkpoint", str(work / "lesion" / "models" / "model.pt"),
+        "--dataset_dir", data,
+        "--lesion_size", "[64, 64]",
+        "--spatial_size", "[64, 64]",
+    )  # fmt: skip
+    union = sorted((tmp_path / "union" / "eval" / "union" / "validation" / "union").glob("*_union.png"))
+    assert (
+        len(union) == 3
+        and read_2d(union[0]).shape == read_2d(isic_datalist(data, split="validation")[0]["image"]).shape[:2]
+    )

@@ -8,7 +8,7 @@ from monai.handlers import IgniteMetricHandler, from_engine
 from PIL import Image
 
 from monai_skinattr.data.checks import read_2d
-from monai_skinattr.metrics import ISICTask2Metric, binarize, isic_task1_score, isic_task2_score
+from monai_skinattr.metrics import ISICTask1Metric, ISICTask2Metric, binarize, isic_task1_score, isic_task2_score
 
 ATTRS = ("globules", "streaks", "pigment_network")
 
@@ -120,3 +120,18 @@ def test_cumulative_metric_in_ignite_engine():
     assert metric.aggregate() == pytest.approx(expected["streaks"]["jaccard"])
     with pytest.raises(ValueError, match="expected prediction and truth"):
         metric(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4))
+
+
+def test_task1_cumulative_metric_equals_function():
+    pairs = _random_pairs(np.random.default_rng(3), 6)
+    pairs = [(t[:20, :20], p[:20, :20]) for t, p in pairs]
+    metric = ISICTask1Metric(reduction="all")
+    for i in range(0, 6, 3):
+        y = torch.from_numpy(np.stack([t for t, _ in pairs[i : i + 3]])[:, None])
+        p = torch.from_numpy(np.stack([q for _, q in pairs[i : i + 3]])[:, None])
+        metric(p, y)
+    expected = isic_task1_score([t for t, _ in pairs], [p for _, p in pairs])
+    for name, value in metric.aggregate().items():
+        assert value == pytest.approx(expected[name])
+    with pytest.raises(ValueError, match="reduction"):
+        ISICTask1Metric(reduction="iou")
