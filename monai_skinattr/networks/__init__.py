@@ -1,7 +1,7 @@
 """Networks not in MONAI, each buildable from a bundle config and exportable to TorchScript."""
 
 from .attention_unet import ResNet50AttentionUNet, ResNet50Encoder
-from .base import EncoderDecoder, StagedEncoder, count_parameters, freeze_encoder, load_stage_weights
+from .base import EncoderDecoder, SkipDecoder, StagedEncoder, count_parameters, freeze_encoder, load_stage_weights
 from .efficient_former import EffFormerISCF, EfficientAttention, InterScaleContextFusion
 from .efficientnet import EfficientNetEncoder, EffLinkNet, EffUNet, LinkNetDecoder, UNetDecoder
 from .ensemble import ProbabilityEnsemble
@@ -25,6 +25,7 @@ __all__ = [
     "ProbabilityEnsemble",
     "ResNet50AttentionUNet",
     "ResNet50Encoder",
+    "SkipDecoder",
     "StagedEncoder",
     "SwinEncoder",
     "SwinUNet",

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["EncoderDecoder", "StagedEncoder", "freeze_encoder", "load_stage_weights", "count_parameters"]
+__all__ = ["EncoderDecoder", "StagedEncoder", "SkipDecoder", "freeze_encoder", "load_stage_weights", "count_parameters"]
 
 
 class EncoderDecoder(nn.Module):
@@ -50,6 +50,23 @@ class StagedEncoder(nn.Module):
             x = stage(x)
             features.append(x)
         return features
+
+
+class SkipDecoder(nn.Module):
+    """A decoder of ``stages(x, skip)``: stage ``i`` joins the running map with the encoder feature ``i`` levels
+    above the bottleneck, deepest first."""
+
+    def __init__(self, stages: Sequence[nn.Module], out_channels: int) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = out_channels
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[-1]
+        n = len(features)
+        for i, stage in enumerate(self.stages):
+            x = stage(x, features[n - 2 - i])
+        return x
 
 
 def freeze_encoder(net: nn.Module, frozen: bool = True) -> nn.Module:

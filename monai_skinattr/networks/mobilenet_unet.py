@@ -11,7 +11,7 @@ from monai.networks.blocks import Convolution
 from torch import nn
 from torchvision.models import mobilenet_v2
 
-from .base import EncoderDecoder, StagedEncoder, _state_dict
+from .base import EncoderDecoder, SkipDecoder, StagedEncoder, _state_dict
 
 __all__ = ["MobileNetV2Encoder", "MobileNetV2UNet"]
 
@@ -50,23 +50,11 @@ class _UpStage(nn.Module):
         return self.convs(torch.cat([x, skip], dim=1))
 
 
-class _MobileNetDecoder(nn.Module):
-    def __init__(self, encoder_channels: Sequence[int], channels: Sequence[int]) -> None:
-        super().__init__()
-        skips = list(encoder_channels[:-1])[::-1]
-        stages, prev = [], encoder_channels[-1]
-        for ch, skip in zip(channels, skips, strict=True):
-            stages.append(_UpStage(prev, skip, ch))
-            prev = ch
-        self.stages = nn.ModuleList(stages)
-        self.out_channels = prev
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = features[-1]
-        n = len(features)
-        for i, stage in enumerate(self.stages):
-            x = stage(x, features[n - 2 - i])
-        return x
+def _mobilenet_decoder(encoder_channels: Sequence[int], channels: Sequence[int]) -> SkipDecoder:
+    skips = list(encoder_channels[:-1])[::-1]
+    ins = [encoder_channels[-1], *channels[:-1]]
+    stages = [_UpStage(cin, skip, ch) for cin, skip, ch in zip(ins, skips, channels, strict=True)]
+    return SkipDecoder(stages, channels[-1])
 
 
 class MobileNetV2UNet(EncoderDecoder):
@@ -99,7 +87,7 @@ class MobileNetV2UNet(EncoderDecoder):
         encoder_weights: str | Path | None = None,
     ) -> None:
         encoder = MobileNetV2Encoder(in_channels, encoder_weights)
-        decoder = _MobileNetDecoder(encoder.out_channels, decoder_channels)
+        decoder = _mobilenet_decoder(encoder.out_channels, decoder_channels)
         super().__init__(encoder, decoder, nn.Conv2d(decoder.out_channels, out_channels, kernel_size=1))
         self.frozen_stages = 0
 

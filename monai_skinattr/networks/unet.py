@@ -4,33 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 
-from .base import EncoderDecoder, StagedEncoder
+from .base import EncoderDecoder, SkipDecoder, StagedEncoder
 
 __all__ = ["UNet"]
-
-
-class _UNetDecoder(nn.Module):
-    def __init__(self, features: Sequence[int], act, norm) -> None:
-        super().__init__()
-        n = len(features)
-        self.ups = nn.ModuleList(
-            [
-                UpCat(2, features[i], features[i - 1], features[i - 1], act, norm, bias=False, halves=True)
-                for i in range(n - 1, 0, -1)
-            ]
-        )
-        self.out_channels = features[0]
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = features[-1]
-        n = len(features)
-        for i, up in enumerate(self.ups):
-            x = up(x, features[n - 2 - i])
-        return x
 
 
 class UNet(EncoderDecoder):
@@ -65,6 +44,12 @@ class UNet(EncoderDecoder):
                 + [Down(2, features[i - 1], features[i], act, norm, bias=False) for i in range(1, len(features))],
                 features,
             ),
-            _UNetDecoder(features, act, norm),
+            SkipDecoder(
+                [
+                    UpCat(2, features[i], features[i - 1], features[i - 1], act, norm, bias=False, halves=True)
+                    for i in range(len(features) - 1, 0, -1)
+                ],
+                features[0],
+            ),
             nn.Conv2d(features[0], out_channels, kernel_size=1),
         )
