@@ -7,7 +7,7 @@ from . import folds
 from .acdc import acdc_datalist
 from .checks import DatasetLayoutError
 from .covidqu import covidqu_datalist
-from .folds import kfold
+from .folds import carve_validation, kfold
 from .idrid import idrid_datalist
 from .isic import ATTRIBUTES, isic_datalist
 
@@ -15,6 +15,7 @@ __all__ = [
     "ATTRIBUTES",
     "DatasetLayoutError",
     "acdc_datalist",
+    "carve_validation",
     "covidqu_datalist",
     "folds",
     "idrid_datalist",

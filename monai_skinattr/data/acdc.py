@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
-from .checks import Problems
+from .checks import Problems, check_not_partial
 
 __all__ = ["LABELS", "SPLITS", "acdc_datalist", "read_info"]
 
@@ -54,13 +54,16 @@ def acdc_datalist(
         validate: read every frame and label; check shapes match and labels are in {0, 1, 2, 3}.
 
     Raises:
-        DatasetLayoutError: missing/unparsable Info.cfg, missing frames, unreadable files, shape or label problems.
+        DatasetLayoutError: missing/unparsable Info.cfg, missing frames, unreadable files, shape or label problems,
+            or an interrupted synthetic generation.
     """
-    root = Path(root)
-    if (root / "database").is_dir():
-        root = root / "database"
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got '{split}'.")
+    root = Path(root)
+    check_not_partial(root, "acdc", split)
+    if (root / "database").is_dir():
+        root = root / "database"
+        check_not_partial(root, "acdc", split)
     if not set(phases) <= {"ED", "ES"}:
         raise ValueError(f"phases must be a subset of ('ED', 'ES'), got {phases}.")
     split_dir = root / split

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -9,7 +11,15 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-__all__ = ["DatasetLayoutError", "Problems", "read_2d", "check_2d_pairs", "is_binary"]
+__all__ = [
+    "DatasetLayoutError",
+    "Problems",
+    "read_2d",
+    "check_2d_pairs",
+    "is_binary",
+    "partial_marker",
+    "check_not_partial",
+]
 
 
 class DatasetLayoutError(ValueError):
@@ -29,6 +39,38 @@ class Problems(list):
     def raise_if_any(self, root: str | Path) -> None:
         if self:
             raise DatasetLayoutError(root, self)
+
+
+def partial_marker(root: str | Path, dataset: str, split: str) -> Path:
+    """The file a synthetic generator keeps in ``root`` while it writes ``split`` of ``dataset`` (removed when done)."""
+    return Path(root) / f".synthetic-{dataset}-{split}.partial"
+
+
+def check_not_partial(root: str | Path, dataset: str, split: str) -> None:
+    """
+    Raise :class:`DatasetLayoutError` when ``root`` holds a synthetic ``split`` of ``dataset`` whose generation
+    was interrupted (its in-progress marker is still there), so a half-written dataset is never read as complete.
+    """
+    marker = partial_marker(root, dataset, split)
+    if not marker.is_file():
+        return
+    try:  # the generator stored its arguments in the marker: give the exact command that rewrites the folder
+        params = json.loads(marker.read_text())
+        args = [dataset, "--root", str(root), "--split", split]
+        for key in ("n", "size", "seed", "year"):
+            if key in params:
+                args += [f"--{key}", *map(str, params[key] if isinstance(params[key], list) else [params[key]])]
+        rerun = f"`python -m monai_skinattr.data.synthetic {shlex.join(args)}`"
+    except (OSError, ValueError, TypeError):
+        rerun = "the generator"
+    raise DatasetLayoutError(
+        root,
+        [
+            f"{marker.name}: the synthetic {dataset} '{split}' generation into '{root}' was interrupted before it "
+            f"finished, so this folder holds only part of the dataset; delete the folder '{root}' and generate it "
+            f"again, or rerun {rerun} (it overwrites the folder's files)"
+        ],
+    )
 
 
 def read_2d(path: str | Path) -> np.ndarray:

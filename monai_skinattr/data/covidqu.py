@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checks import Problems, check_2d_pairs
+from .checks import Problems, check_2d_pairs, check_not_partial
 
 __all__ = ["CLASSES", "SPLITS", "covidqu_datalist", "infection_root"]
 
@@ -44,20 +44,31 @@ def covidqu_datalist(
         validate: decode every file and check mask sizes and values.
 
     Raises:
-        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks.
+        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks, or an
+            interrupted synthetic generation.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got '{split}'.")
     unknown = set(classes) - set(CLASSES)
     if unknown:
         raise ValueError(f"unknown classes {sorted(unknown)}; COVID-QU-Ex has {CLASSES}.")
-    base = infection_root(root) / SPLITS[split]
+    inner = infection_root(root)
+    folder = inner
+    while True:  # the generator's marker lies in the folder holding the (twice nested) data folder
+        check_not_partial(folder, "covidqu", split)
+        if folder.name != _FOLDER or folder == folder.parent:
+            break
+        folder = folder.parent
+    base = inner / SPLITS[split]
     if not base.is_dir():
         raise FileNotFoundError(f"missing COVID-QU-Ex split folder '{base}'.")
     problems = Problems()
     entries = []
     for cls in classes:
-        folders = {k: base / cls / name for k, name in (("image", "images"), ("label", "infection masks"), ("lung", "lung masks"))}
+        folders = {
+            k: base / cls / name
+            for k, name in (("image", "images"), ("label", "infection masks"), ("lung", "lung masks"))
+        }
         absent = [str(f) for f in folders.values() if not f.is_dir()]
         if absent:
             problems.extend(f"{f}: missing folder" for f in absent)
@@ -72,7 +83,9 @@ def covidqu_datalist(
                     problems.append(f"{files['image'][name]}: no matching file in {folders[key]}")
             entries.append(entry)
         for key in ("label", "lung"):
-            problems.extend(f"{files[key][n]}: mask without a matching image" for n in sorted(set(files[key]) - set(files["image"])))
+            problems.extend(
+                f"{files[key][n]}: mask without a matching image" for n in sorted(set(files[key]) - set(files["image"]))
+            )
         if not files["image"]:
             problems.append(f"{folders['image']}: no images")
     if validate and not problems:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .checks import Problems, check_2d_pairs
+from .checks import Problems, check_2d_pairs, check_not_partial
 
 __all__ = ["LESIONS", "SPLITS", "idrid_datalist", "segmentation_root"]
 
@@ -53,7 +53,8 @@ def idrid_datalist(
         validate: decode every file and check mask sizes and values.
 
     Raises:
-        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks.
+        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks, or an
+            interrupted synthetic generation.
     """
     if lesion not in LESIONS:
         raise ValueError(f"lesion must be one of {list(LESIONS)}, got '{lesion}'.")
@@ -62,15 +63,21 @@ def idrid_datalist(
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got '{missing}'.")
     seg = segmentation_root(root)
+    for folder in dict.fromkeys((Path(root), seg, seg.parent if seg.name == "A. Segmentation" else seg)):
+        check_not_partial(folder, "idrid", split)
     image_dir = seg / IMAGES / SPLITS[split]
     mask_dir = seg / GROUNDTRUTHS / SPLITS[split] / LESIONS[lesion]
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():
             raise FileNotFoundError(f"missing IDRiD folder '{folder}'.")
     problems = Problems()
-    images = {m.group(1): image_dir / m.group(0) for m in map(_ID.match, sorted(p.name for p in image_dir.iterdir())) if m}
+    images = {
+        m.group(1): image_dir / m.group(0) for m in map(_ID.match, sorted(p.name for p in image_dir.iterdir())) if m
+    }
     suffix = re.compile(rf"^(IDRiD_\d{{2,3}})_{lesion}\.tif$", re.IGNORECASE)
-    masks = {m.group(1): mask_dir / m.group(0) for m in map(suffix.match, sorted(p.name for p in mask_dir.iterdir())) if m}
+    masks = {
+        m.group(1): mask_dir / m.group(0) for m in map(suffix.match, sorted(p.name for p in mask_dir.iterdir())) if m
+    }
     if not images:
         problems.append(f"{image_dir}: no IDRiD_NN.jpg images")
     entries = []

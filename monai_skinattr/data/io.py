@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-__all__ = ["save_image_atomic", "save_nifti_atomic", "write_text_atomic"]
+__all__ = ["save_image_atomic", "save_nifti_atomic", "write_bytes_atomic", "write_text_atomic"]
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -19,8 +19,9 @@ def _tmp(path: Path) -> Path:
 
 
 def save_image_atomic(array: np.ndarray, path: str | Path, quality: int = 95) -> None:
-    """Write an (H, W[, C]) uint8 array as PNG/JPEG/TIFF (by suffix) at ``path``."""
+    """Write an (H, W[, C]) uint8 array as PNG/JPEG/TIFF (by suffix) at ``path``, creating its folder."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot tell the image format of '{path}' from its suffix; use one of {sorted(_FORMATS)}.")
@@ -43,4 +44,12 @@ def write_text_atomic(text: str, path: str | Path) -> None:
     path = Path(path)
     tmp = _tmp(path)
     tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> None:
+    """Write ``data`` at ``path``."""
+    path = Path(path)
+    tmp = _tmp(path)
+    tmp.write_bytes(data)
     os.replace(tmp, path)

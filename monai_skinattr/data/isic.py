@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .checks import DatasetLayoutError, Problems, check_2d_pairs, read_2d
+from .checks import DatasetLayoutError, Problems, check_2d_pairs, check_not_partial, read_2d
 from .io import save_image_atomic
 
 __all__ = [
@@ -64,13 +64,36 @@ LAYOUTS = {
 
 
 def detect_year(root: str | Path) -> int:
-    """The challenge year whose image folders are in ``root`` (the newest if several are)."""
+    """
+    The challenge year whose image folders are in ``root`` (the newest if several are).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist, or holds none of the challenge image folders (the message lists
+            them, and the folder the user probably meant when one is next to or inside ``root``).
+    """
     root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ISIC dataset folder '{root}' does not exist.")
     for year in sorted(LAYOUTS, reverse=True):
         layout = LAYOUTS[year]
         if any((root / layout["images"].format(split=s)).is_dir() for s in layout["splits"].values()):
             return year
-    raise FileNotFoundError(f"'{root}' holds no ISIC 2016/2017/2018 image folder (e.g. ISIC2018_Task1-2_Training_Input).")
+    expected = [
+        LAYOUTS[y]["images"].format(split=s)
+        for y in sorted(LAYOUTS, reverse=True)
+        for s in LAYOUTS[y]["splits"].values()
+    ]
+    nearby = [root.parent, *sorted(p for p in root.iterdir() if p.is_dir())]
+    meant = [p for p in nearby if any((p / name).is_dir() for name in expected)]
+    if meant:
+        hint = f" Did you mean '{meant[0]}'?"
+    else:
+        content = sorted(p.name for p in root.iterdir())
+        hint = f" It holds {content[:5]}{' ...' if len(content) > 5 else ''}." if content else " It is empty."
+    raise FileNotFoundError(
+        f"'{root}' holds no ISIC 2016/2017/2018 image folder; expected the challenge folders as unzipped, one of: "
+        f"{', '.join(expected)}.{hint}"
+    )
 
 
 def _folder(root: Path, pattern: str) -> Path | None:
@@ -120,11 +143,14 @@ def isic_datalist(
         cache_dir: where converted ISIC 2017 masks go (default ``<root>/ISIC-2017_<split>_Part2_masks``).
 
     Raises:
-        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks.
+        FileNotFoundError: ``root`` does not exist or holds no ISIC layout (the expected folder names are listed).
+        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks, or an
+            interrupted synthetic generation.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"ISIC dataset folder '{root}' does not exist.")
+    check_not_partial(root, "isic", split)
     year = detect_year(root) if year is None else year
     if year not in LAYOUTS:
         raise ValueError(f"year must be one of {sorted(LAYOUTS)}, got {year}.")
@@ -157,7 +183,9 @@ def isic_datalist(
         attrs = tuple(layout["attributes"] if attributes is None else attributes)
         unknown = set(attrs) - set(layout["attributes"])
         if unknown:
-            raise ValueError(f"ISIC {year} Task 2 has no attribute(s) {sorted(unknown)}; it has {layout['attributes']}.")
+            raise ValueError(
+                f"ISIC {year} Task 2 has no attribute(s) {sorted(unknown)}; it has {layout['attributes']}."
+            )
         task2_dir = _folder(root, layout["task2"].format(split=word))
         if task2_dir is None:
             problems.append(f"{root / layout['task2'].format(split=word)}: missing attribute ground-truth folder")
@@ -179,7 +207,12 @@ def isic_datalist(
 def isic_image_list(root: str | Path, split: str = "test", year: int | None = None) -> list[dict]:
     """Datalist ``[{"image", "id"}]`` of the images of an ISIC split, ground truth not needed (inference)."""
     root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ISIC dataset folder '{root}' does not exist.")
+    check_not_partial(root, "isic", split)
     year = detect_year(root) if year is None else year
+    if year not in LAYOUTS:
+        raise ValueError(f"year must be one of {sorted(LAYOUTS)}, got {year}.")
     layout = LAYOUTS[year]
     if split not in layout["splits"]:
         raise ValueError(f"ISIC {year} has splits {list(layout['splits'])}, got '{split}'.")
@@ -239,4 +272,3 @@ def convert_isic2017_features(
             mask = np.isin(index, np.flatnonzero(labels > 0)).astype(np.uint8) * 255
             save_image_atomic(mask, target)
     return out_dir
-

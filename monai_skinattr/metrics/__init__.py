@@ -1,7 +1,7 @@
 """Metrics: ISIC challenge scoring, encoder robustness (transferability) and loss curvature."""
 
 from .isic import ISICTask1Metric, ISICTask2Metric, binarize, confusion, isic_task1_score, isic_task2_score
-from .stability import hessian_spectral_norm
+from .stability import hessian_spectral_norm, per_sample_hessian_norms, stability_bound, stability_bound_terms
 from .transferability import default_views, robustness_score, select_offline, select_online
 
 __all__ = [
@@ -13,7 +13,10 @@ __all__ = [
     "hessian_spectral_norm",
     "isic_task1_score",
     "isic_task2_score",
+    "per_sample_hessian_norms",
     "robustness_score",
     "select_offline",
     "select_online",
+    "stability_bound",
+    "stability_bound_terms",
 ]

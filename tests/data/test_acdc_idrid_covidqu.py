@@ -105,5 +105,37 @@ def test_command_line_writes_dataset_and_contact_sheet(tmp_path, capsys):
     assert "wrote synthetic isic" in capsys.readouterr().out
     with Image.open(sheet) as im:
         assert im.size[0] > 3 * 48 and im.mode == "RGB"
-    synthetic_cli(["acdc", "--root", str(tmp_path / "acdc"), "--n", "1", "--size", "24", "24", "3", "--sheet", str(sheet)])
+    synthetic_cli(
+        ["acdc", "--root", str(tmp_path / "acdc"), "--n", "1", "--size", "24", "24", "3", "--sheet", str(sheet)]
+    )
     assert len(acdc_datalist(tmp_path / "acdc")) == 2
+
+
+def _fail(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "dataset, make, read, writer",
+    [
+        ("acdc", lambda r: synthetic.make_acdc(r / "database", n=1, size=(24, 24, 3), n_frames=4, progress=False),
+         acdc_datalist, "save_nifti_atomic"),
+        ("idrid", lambda r: synthetic.make_idrid(r, n=1, size=(32, 48), progress=False), idrid_datalist,
+         "save_image_atomic"),
+        ("covidqu", lambda r: synthetic.make_covidqu(r, n=3, size=(32, 32), progress=False), covidqu_datalist,
+         "save_image_atomic"),
+    ],
+)  # fmt: skip
+def test_interrupted_generation_is_refused(tmp_path, monkeypatch, dataset, make, read, writer):
+    with monkeypatch.context() as patch:
+        patch.setattr(synthetic, writer, _fail)
+        with pytest.raises(KeyboardInterrupt):
+            make(tmp_path)
+    split = {"covidqu": "train"}.get(dataset, "training")
+    marker_root = tmp_path / "database" if dataset == "acdc" else tmp_path
+    assert synthetic.is_partial(marker_root, dataset, split)
+    with pytest.raises(DatasetLayoutError, match=f"synthetic {dataset} '{split}' generation .* was interrupted"):
+        read(tmp_path)
+    make(tmp_path)
+    assert synthetic.is_complete(marker_root, dataset, split) and not synthetic.is_partial(marker_root, dataset, split)
+    assert len(read(tmp_path)) > 0

@@ -4,7 +4,7 @@ import pytest
 
 from monai_skinattr.data import ATTRIBUTES, isic_datalist, kfold, synthetic
 from monai_skinattr.data.checks import read_2d
-from monai_skinattr.data.folds import fold_split
+from monai_skinattr.data.folds import carve_validation, fold_split
 
 
 def _flags(n_rare, n_common, n_none):
@@ -45,10 +45,48 @@ def test_fold_split_and_errors():
 def test_folds_read_attribute_masks(tmp_path):
     root = synthetic.make_isic(tmp_path, n=15, size=(32, 32), seed=2, progress=False)
     data = isic_datalist(root, task=2, validate=False)
-    folds = kfold(data, k=3, seed=0)
+    folds = kfold(data, k=3, seed=0, stratify_by=ATTRIBUTES)
     assert sorted(len(f) for f in folds) == [5, 5, 5]
     present = {e["id"]: {a for a in ATTRIBUTES if read_2d(e[a]).any()} for e in data}
     totals = Counter(a for p in present.values() for a in p)
     rarest = min(totals, key=totals.get)
     per_fold = [sum(rarest in present[e["id"]] for e in f) for f in folds]
     assert sum(per_fold) == totals[rarest] and max(per_fold) - min(per_fold) <= 1
+
+
+def test_kfold_default_is_plain_shuffle():
+    data = _flags(7, 31, 12)
+    folds = kfold(data, k=5, seed=1)
+    assert sorted(e["id"] for f in folds for e in f) == sorted(e["id"] for e in data)
+    assert {len(f) for f in folds} == {10}
+    assert [e["id"] for f in folds for e in f] != [e["id"] for e in data]  # shuffled
+
+
+@pytest.mark.parametrize("fraction, n_val", [(0.2, 10), (0.25, 12), (7, 7), (0.001, 1), (0.999, 49)])
+def test_carve_validation_split(fraction, n_val):
+    data = _flags(7, 31, 12)
+    keys = ("streaks", "pigment_network")
+    train, val = carve_validation(data, fraction=fraction, seed=5, stratify_by=keys)
+    ids_train, ids_val = [e["id"] for e in train], [e["id"] for e in val]
+    assert len(val) == n_val and len(train) == 50 - n_val
+    assert not set(ids_train) & set(ids_val) and sorted(ids_train + ids_val) == sorted(e["id"] for e in data)
+    assert ids_train == [e["id"] for e in data if e["id"] in set(ids_train)]  # the datalist's order is kept
+    again = carve_validation(data, fraction=fraction, seed=5, stratify_by=keys)
+    assert again == (train, val)
+    rare = sum(e["streaks"] for e in val)  # the rarest flag: 7 of 50
+    assert abs(rare - 7 * n_val / 50) < 1
+    common_only = sum(e["pigment_network"] and not e["streaks"] for e in val)
+    assert abs(common_only - 31 * n_val / 50) < 1
+
+
+def test_carve_validation_seed_plain_and_errors():
+    data = _flags(3, 10, 7)
+    a = carve_validation(data, 0.3, seed=0)
+    assert len(a[1]) == 6 and carve_validation(data, 0.3, seed=1) != a
+    train, val = carve_validation(data[:2], 0.01)
+    assert len(train) == len(val) == 1
+    with pytest.raises(ValueError, match="at least 2"):
+        carve_validation(data[:1])
+    for bad in (0.0, 1.0, 1.5, 0, 20):
+        with pytest.raises(ValueError):
+            carve_validation(data, bad)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from monai_skinattr.data import ATTRIBUTES, DatasetLayoutError, isic_datalist, synthetic
-from monai_skinattr.data.isic import convert_isic2017_features
+from monai_skinattr.data.isic import convert_isic2017_features, isic_image_list
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +128,57 @@ def test_broken_layouts_name_every_file(isic2018, tmp_path):
 
 
 def test_missing_folders(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        isic_datalist(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="no ISIC 2016/2017/2018 image folder"):
-        isic_datalist(tmp_path)
+    for reader in (isic_datalist, isic_image_list):
+        with pytest.raises(FileNotFoundError, match=f"'{tmp_path / 'nope'}' does not exist"):
+            reader(tmp_path / "nope")
+    (tmp_path / "notes.txt").write_text("x")
+    for reader in (isic_datalist, isic_image_list):
+        with pytest.raises(FileNotFoundError) as err:
+            reader(tmp_path)
+        message = str(err.value)
+        assert f"'{tmp_path}' holds no ISIC 2016/2017/2018 image folder" in message
+        for name in ("ISIC2018_Task1-2_Training_Input", "ISIC-2017_Training_Data", "ISBI2016_ISIC_Part1_Training_Data"):
+            assert name in message
+        assert "notes.txt" in message
     (tmp_path / "ISIC2018_Task1-2_Training_Input").mkdir()
     with pytest.raises(DatasetLayoutError, match="no ISIC_xxxxxxx.jpg images"):
         isic_datalist(tmp_path, task=1)
+    with pytest.raises(FileNotFoundError, match=f"Did you mean '{tmp_path}'"):
+        isic_datalist(tmp_path / "ISIC2018_Task1-2_Training_Input")  # the image folder instead of its parent
+
+
+def test_interrupted_generation_is_refused_until_rerun(tmp_path, monkeypatch):
+    real_save, calls = synthetic.save_image_atomic, []
+
+    def save_then_fail(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) > 15:  # 2 images of 7 files each, then part of the third
+            raise KeyboardInterrupt
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "save_image_atomic", save_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.make_isic(tmp_path, n=6, size=(32, 32), progress=False)
+    monkeypatch.undo()
+    assert synthetic.is_partial(tmp_path, "isic", "training")
+    assert not synthetic.is_complete(tmp_path, "isic", "training")
+    assert len(list((tmp_path / "ISIC2018_Task1-2_Training_Input").glob("*.jpg"))) == 3
+    readers = (lambda: isic_datalist(tmp_path, task=2, validate=False), lambda: isic_image_list(tmp_path, "training"))
+    for read in readers:
+        with pytest.raises(DatasetLayoutError) as err:
+            read()
+        message = str(err.value)
+        assert str(tmp_path) in message and "generation" in message and "was interrupted" in message
+        assert "delete the folder" in message and "--n 6 --size 32 32 --seed 0 --year 2018" in message
+
+    synthetic.make_isic(tmp_path, n=6, size=(32, 32), progress=False)
+    assert synthetic.is_complete(tmp_path, "isic", "training")
+    assert not synthetic.is_partial(tmp_path, "isic", "training")
+    assert not list(tmp_path.glob(".synthetic-*.partial"))
+    assert len(isic_datalist(tmp_path, task=2)) == 6
+
+    synthetic.make_isic(tmp_path, n=2, size=(32, 32), split="validation", progress=False)
+    (tmp_path / ".synthetic-isic-validation.partial").write_text("not json")  # only that split is refused
+    assert len(isic_datalist(tmp_path, task=1)) == 6
+    with pytest.raises(DatasetLayoutError, match="rerun the generator"):
+        isic_datalist(tmp_path, task=1, split="validation")
