@@ -1,16 +1,26 @@
 """Networks not in MONAI, each buildable from a bundle config and exportable to TorchScript."""
 
-from .attention_unet import ResNet50AttentionUNet, ResNet50Encoder
+from .attention_unet import ResNet50AttentionUNet
 from .base import EncoderDecoder, SkipDecoder, StagedEncoder, count_parameters, freeze_encoder, load_stage_weights
 from .efficient_former import EffFormerISCF, EfficientAttention, InterScaleContextFusion
-from .efficientnet import EfficientNetEncoder, EffLinkNet, EffUNet, LinkNetDecoder, UNetDecoder
+from .efficientnet import EffLinkNet, EffUNet, LinkNetDecoder, UNetDecoder
+from .encoders import (
+    EfficientNetEncoder,
+    MobileNetV2Encoder,
+    ResNet50Encoder,
+    get_encoder,
+    list_encoders,
+    register_encoder,
+)
 from .ensemble import ProbabilityEnsemble
 from .fc_densenet import FCDenseNet
-from .mobilenet_unet import MobileNetV2Encoder, MobileNetV2UNet
+from .mobilenet_unet import MobileNetV2UNet
+from .normalization import ChannelNormalization
 from .swin_unet import SwinEncoder, SwinUNet
 from .unet import UNet
 
 __all__ = [
+    "ChannelNormalization",
     "EffFormerISCF",
     "EffLinkNet",
     "EfficientAttention",
@@ -33,5 +43,8 @@ __all__ = [
     "UNetDecoder",
     "count_parameters",
     "freeze_encoder",
+    "get_encoder",
+    "list_encoders",
     "load_stage_weights",
+    "register_encoder",
 ]

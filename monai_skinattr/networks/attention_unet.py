@@ -10,38 +10,11 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.networks.nets.attentionunet import AttentionBlock
 from torch import nn
-from torchvision.models import resnet50
 
-from .base import EncoderDecoder, _state_dict
+from .base import EncoderDecoder
+from .encoders import ResNet50Encoder
 
 __all__ = ["ResNet50Encoder", "ResNet50AttentionUNet"]
-
-
-class ResNet50Encoder(nn.Module):
-    """torchvision ResNet50 features at 1/2 (64), 1/4 (256), 1/8 (512), 1/16 (1024) and 1/32 (2048)."""
-
-    def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
-        super().__init__()
-        net = resnet50(weights=None)
-        if weights is not None:
-            state = {k: v for k, v in _state_dict(weights).items() if not k.startswith("fc.")}
-            net.fc = nn.Identity()
-            net.load_state_dict(state)
-        if in_channels != 3:
-            net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
-        self.pool = net.maxpool
-        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
-        self.out_channels = [64, 256, 512, 1024, 2048]
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        features: list[torch.Tensor] = [x]
-        x = self.pool(x)
-        for layer in self.layers:
-            x = layer(x)
-            features.append(x)
-        return features
 
 
 def _two_convs(in_channels: int, out_channels: int) -> nn.Sequential:

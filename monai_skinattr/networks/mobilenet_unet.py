@@ -9,28 +9,11 @@ import torch
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from torch import nn
-from torchvision.models import mobilenet_v2
 
-from .base import EncoderDecoder, SkipDecoder, StagedEncoder, _state_dict
+from .base import EncoderDecoder, SkipDecoder
+from .encoders import MobileNetV2Encoder
 
 __all__ = ["MobileNetV2Encoder", "MobileNetV2UNet"]
-
-#: ``features`` index ranges of the five encoder stages (outputs 16@1/2, 24@1/4, 32@1/8, 96@1/16, 320@1/32).
-_STAGES = ((0, 2), (2, 4), (4, 7), (7, 14), (14, 18))
-
-
-class MobileNetV2Encoder(StagedEncoder):
-    """torchvision MobileNetV2 ``features`` split into five stages (the final 1x1 conv to 1280 is not used)."""
-
-    def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
-        net = mobilenet_v2(weights=None)
-        if weights is not None:
-            net.load_state_dict(
-                {k: v for k, v in _state_dict(weights).items() if not k.startswith("classifier.")}, strict=False
-            )
-        if in_channels != 3:
-            net.features[0][0] = nn.Conv2d(in_channels, 32, kernel_size=3, stride=2, padding=1, bias=False)
-        super().__init__([nn.Sequential(*net.features[a:b]) for a, b in _STAGES], [16, 24, 32, 96, 320])
 
 
 class _UpStage(nn.Module):

@@ -1,8 +1,11 @@
+import re
+
 import pytest
 import torch
 from monai.networks.nets import EfficientNetBN
 
 from monai_skinattr.networks import (
+    EfficientNetEncoder,
     EffLinkNet,
     EffUNet,
     ProbabilityEnsemble,
@@ -114,13 +117,70 @@ def test_stage_weight_transfer(unet, tmp_path):
         load_stage_weights(unet, tmp_path / "missing.pt")
 
 
+def _lukemelas_keys(state):
+    """MONAI ``EfficientNetBN`` keys -> the flat ``_blocks.<i>`` keys of the file MONAI downloads."""
+    return {re.sub(r"(.+)\.\d+(\.\d+\..+)", r"\1\2", k): v for k, v in state.items()}
+
+
 def test_encoder_weights_from_local_file(tmp_path):
     torch.manual_seed(3)
     ref = EfficientNetBN("efficientnet-b0", pretrained=False, spatial_dims=2)
+    ref._bn1.running_var.uniform_(0.5, 2.0)  # BatchNorm statistics are loaded too
     path = tmp_path / "effb0.pth"
     torch.save(ref.state_dict(), path)
     net = EffUNet(encoder_weights=path)
     assert torch.equal(net.encoder.stem.conv.weight, ref._conv_stem.weight)
-    torch.save({k: v for k, v in ref.state_dict().items() if "_blocks.3" not in k}, path)
-    with pytest.raises(ValueError, match="lack"):
-        EffLinkNet(encoder_weights=path)
+    assert torch.equal(
+        net.encoder.levels[1].block._expand_conv.weight, ref.state_dict()["_blocks.2.3._expand_conv.weight"]
+    )
+    assert torch.equal(net.encoder.tail[-2].running_var, ref._bn1.running_var)
+
+    # the file MONAI downloads for EfficientNetBN(pretrained=True): flat block keys, maybe no num_batches_tracked
+    flat = {k: v for k, v in _lukemelas_keys(ref.state_dict()).items() if "num_batches_tracked" not in k}
+    assert "_blocks.3._expand_conv.weight" in flat
+    torch.save(flat, tmp_path / "efficientnet-b0-355c32eb.pth")
+    other = EffLinkNet(encoder_weights=tmp_path / "efficientnet-b0-355c32eb.pth")
+    for (k, a), b in zip(net.encoder.state_dict().items(), other.encoder.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_encoder_weights_load_as_monai_loads_them(tmp_path, monkeypatch):
+    """Our key mapping of the downloaded file agrees with MONAI's own ``pretrained=True`` loading."""
+    import monai.networks.nets.efficientnet as monai_effnet
+
+    torch.manual_seed(4)
+    flat = _lukemelas_keys(EfficientNetBN("efficientnet-b0", pretrained=False, spatial_dims=2).state_dict())
+    torch.save(flat, tmp_path / "efficientnet-b0-355c32eb.pth")
+    monkeypatch.setattr(monai_effnet.model_zoo, "load_url", lambda *args, **kwargs: flat)
+    monai_net = EfficientNetBN("efficientnet-b0", pretrained=True, spatial_dims=2, norm=("batch", {"eps": 1e-3}))
+    monai_net.set_swish(memory_efficient=False)
+    ours = EfficientNetEncoder(weights=tmp_path / "efficientnet-b0-355c32eb.pth").eval()
+    for (k, a), b in zip(monai_net.state_dict().items(), flat.values(), strict=True):
+        assert torch.equal(a, b), k  # MONAI took every tensor of the file
+    top = []
+    monai_net._bn1.register_forward_hook(lambda module, args, out: top.append(out))
+    x = torch.rand(1, 3, 64, 64)
+    monai_net.eval()(x)
+    torch.testing.assert_close(ours(x)[-1], monai_net._swish(top[0]))
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda sd: {k: v for k, v in sd.items() if "_blocks.3" not in k}, "lack"),
+        (lambda sd: {f"backbone.{k}": v for k, v in sd.items()}, "lack .* unexpected"),
+        (lambda sd: {**sd, "_extra.weight": torch.zeros(1)}, "unexpected"),
+        (lambda sd: {**sd, "_conv_stem.weight": torch.zeros(32, 1, 3, 3)}, "another shape"),
+    ],
+    ids=["missing", "renamed", "unexpected", "shape"],
+)
+def test_encoder_weights_must_fit(tmp_path, edit, match):
+    state = EfficientNetBN("efficientnet-b0", pretrained=False, spatial_dims=2).state_dict()
+    torch.save(edit(dict(state)), tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match=match):
+        EffLinkNet(encoder_weights=tmp_path / "bad.pth")
+    # the classifier is ignored, whatever its size
+    state["_fc.weight"] = torch.zeros(3, 1280)
+    state["_fc.bias"] = torch.zeros(3)
+    torch.save(_lukemelas_keys(state), tmp_path / "ok.pth")
+    EfficientNetEncoder(weights=tmp_path / "ok.pth")
