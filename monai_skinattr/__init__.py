@@ -1,6 +1,6 @@
 """monai_skinattr: a MONAI add-on for skin-lesion attribute detection and related medical segmentation methods."""
 
-from . import data, handlers, losses, metrics, networks, tatl, transforms, visualize
+from . import data, handlers, losses, metrics, networks, transforms, visualize
 
 __version__ = "0.1.0"
-__all__ = ["data", "handlers", "losses", "metrics", "networks", "tatl", "transforms", "visualize"]
+__all__ = ["data", "handlers", "losses", "metrics", "networks", "transforms", "visualize"]

@@ -22,18 +22,14 @@ from .checks import read_2d
 from .covidqu import covidqu_datalist
 from .idrid import idrid_datalist
 from .io import save_image_atomic
+from .isic import COLORS as ISIC_COLORS
 from .isic import isic_datalist
 
 __all__ = ["COLORS", "dataset_contact_sheet"]
 
 #: colour per mask name shown on the sheets (ISIC lesion and attributes, ACDC structures, IDRiD / COVID-QU-Ex masks).
 COLORS = {
-    "lesion": (255, 255, 255),
-    "globules": (255, 60, 60),
-    "milia_like_cyst": (255, 230, 0),
-    "negative_network": (0, 200, 255),
-    "pigment_network": (60, 255, 60),
-    "streaks": (255, 0, 255),
+    **ISIC_COLORS,
     "RV": (255, 60, 60),
     "MYO": (60, 255, 60),
     "LV": (0, 200, 255),

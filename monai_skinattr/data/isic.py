@@ -24,6 +24,7 @@ from .io import save_image_atomic
 __all__ = [
     "ATTRIBUTES",
     "ATTRIBUTES_2017",
+    "COLORS",
     "LAYOUTS",
     "isic_datalist",
     "isic_image_list",
@@ -33,6 +34,15 @@ __all__ = [
 
 #: ISIC 2018 Task 2 attribute names (the file-name suffixes), the project's one name for each attribute.
 ATTRIBUTES = ("globules", "milia_like_cyst", "negative_network", "pigment_network", "streaks")
+#: Display colour of the lesion and each attribute (overlays, contact sheets).
+COLORS = {
+    "lesion": (255, 255, 255),
+    "globules": (255, 60, 60),
+    "milia_like_cyst": (255, 230, 0),
+    "negative_network": (0, 200, 255),
+    "pigment_network": (60, 255, 60),
+    "streaks": (255, 0, 255),
+}
 #: ISIC 2017 Part 2 has no globules.
 ATTRIBUTES_2017 = ("milia_like_cyst", "negative_network", "pigment_network", "streaks")
 

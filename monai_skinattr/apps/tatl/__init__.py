@@ -1,0 +1,44 @@
+"""TATL (Nguyen et al., Medical Image Analysis 2022): the cascade network, datalists, workflow and reports that the
+``bundles/tatl`` configs call."""
+
+from .data import as_bool, attributes_of, image_datalist, prepare_dataset, split_datalists
+from .experiments import EXPERIMENTS, plan_experiment, pretext_scores, run_experiment
+from .models import DEFAULT_SETTINGS, assemble_cascade, cascade_settings, check_attribute, prepare_network
+from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, lesion_boxes
+from .report import attribute_table, score_cascade, summary_table, write_report, write_table
+from .stability import stability_figure
+from .transforms import SaveCascadeMasksd, SaveMaskd, load_transforms, with_lesions
+from .workflow import TATLWorkflow, run_label
+
+__all__ = [
+    "ARCHS",
+    "EXPERIMENTS",
+    "DEFAULT_SETTINGS",
+    "SaveCascadeMasksd",
+    "SaveMaskd",
+    "TATLCascadeNet",
+    "TATLSegmenter",
+    "TATLWorkflow",
+    "as_bool",
+    "assemble_cascade",
+    "attribute_table",
+    "attributes_of",
+    "cascade_settings",
+    "check_attribute",
+    "image_datalist",
+    "lesion_boxes",
+    "load_transforms",
+    "plan_experiment",
+    "prepare_dataset",
+    "prepare_network",
+    "pretext_scores",
+    "run_experiment",
+    "run_label",
+    "score_cascade",
+    "split_datalists",
+    "stability_figure",
+    "summary_table",
+    "with_lesions",
+    "write_report",
+    "write_table",
+]

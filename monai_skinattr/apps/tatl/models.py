@@ -1,0 +1,89 @@
+"""TATL's checkpoints: starting a stage's network, and assembling the trained stages into the cascade."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from monai_skinattr.data.io import write_text_atomic
+from monai_skinattr.data.isic import ATTRIBUTES
+from monai_skinattr.networks import freeze_encoder, load_stage_weights
+
+from .data import as_bool
+from .networks import TATLCascadeNet
+
+__all__ = ["prepare_network", "check_attribute", "cascade_settings", "assemble_cascade", "DEFAULT_SETTINGS"]
+
+#: How the cascade is built when ``models/cascade.json`` is absent (TATL's sizes, ISIC 2018 attributes).
+#: ``inference_size`` ``None`` feeds each photo at its own size (batch 1; exactly TATL's crop from the original);
+#: a size resizes photos first so they can be batched.
+DEFAULT_SETTINGS = {
+    "attributes": list(ATTRIBUTES),
+    "archs": ["unet", "linknet"],
+    "lesion_arch": "unet",
+    "encoder": "efficientnet-b0",
+    "normalization": "instance",
+    "lesion_size": [384, 512],
+    "crop_size": [384, 512],
+    "offset": 40,
+    "crop": True,
+    "inference_size": None,
+}
+
+
+def prepare_network(net: nn.Module, init_checkpoint: str | Path = "", frozen: object = False) -> nn.Module:
+    """A stage's network: initialised from ``init_checkpoint`` (a previous stage's ``model.pt``; strict) when
+    given, its encoder frozen (TATL "FE") when ``frozen`` is true."""
+    if init_checkpoint:
+        load_stage_weights(net, init_checkpoint, strict=True)
+    return freeze_encoder(net, as_bool(frozen, "freeze_encoder"))
+
+
+def check_attribute(name: str, attributes: Sequence[str]) -> str:
+    """``name`` if it is one of ``attributes``, else an error listing them."""
+    if name not in attributes:
+        raise ValueError(f"attribute '{name}' is not one of this dataset's attributes {list(attributes)}.")
+    return name
+
+
+def cascade_settings(models_dir: str | Path) -> dict:
+    """How the cascade in ``models_dir`` was built (``cascade.json`` beside ``model.pt``), else the defaults."""
+    path = Path(models_dir) / "cascade.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    return {**DEFAULT_SETTINGS, **saved}
+
+
+def assemble_cascade(models_dir: str | Path, settings: Mapping) -> Path:
+    """
+    Join the stage checkpoints under ``models_dir`` (``lesion/model.pt``, ``union/<arch>/model.pt``,
+    ``attributes/<name>/<arch>/model.pt``) into one :class:`TATLCascadeNet` state dict ``models_dir/model.pt``
+    plus ``cascade.json`` (how to build it). A stage that was not trained (an ablation) keeps its random weights
+    and is listed under ``"untrained"``. Returns the path of ``model.pt``.
+    """
+    models = Path(models_dir)
+    settings = {**DEFAULT_SETTINGS, **settings}
+    build = {k: v for k, v in settings.items() if k != "inference_size"}
+    net = TATLCascadeNet(**build)
+    members = {"lesion_net.nets.0": models / "lesion" / "model.pt"}
+    for i, arch in enumerate(settings["archs"]):
+        members[f"union_net.nets.{i}"] = models / "union" / arch / "model.pt"
+        for name in settings["attributes"]:
+            members[f"attribute_nets.{name}.nets.{i}"] = models / "attributes" / name / arch / "model.pt"
+    untrained = []
+    for prefix, path in members.items():
+        if path.is_file():
+            load_stage_weights(net.get_submodule(prefix), path, strict=True)
+        else:
+            untrained.append(str(path.relative_to(models)))
+    if any(p.startswith("attributes/") for p in untrained):
+        raise FileNotFoundError(f"stage-3 checkpoints missing under {models}: {[p for p in untrained if 'attr' in p]}")
+    target = models / "model.pt"
+    tmp = target.with_name(".model.pt.tmp")
+    torch.save(net.state_dict(), tmp)
+    tmp.replace(target)
+    write_text_atomic(json.dumps({**settings, "untrained": untrained}, indent=2), models / "cascade.json")
+    return target

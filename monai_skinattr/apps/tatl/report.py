@@ -1,0 +1,106 @@
+"""TATL's tables: per-attribute ISIC Task 2 scores of one run, and mean ± std over folds of several variants.
+
+Functions return Markdown (and write CSV/JSON/Markdown when asked); callers print.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from monai_skinattr.data.checks import DatasetLayoutError, read_2d
+from monai_skinattr.data.io import write_text_atomic
+from monai_skinattr.metrics import isic_task2_score
+
+__all__ = ["score_cascade", "attribute_table", "write_report", "summary_table", "write_table"]
+
+AVERAGES = ("macro_average", "micro_average")
+
+
+def score_cascade(datalist: Sequence[dict], prediction_dir: str | Path, attributes: Sequence[str]) -> dict:
+    """ISIC Task 2 scores (the official definition, at the original size) of the written
+    ``<id>_attribute_<name>.png`` in ``prediction_dir`` against the ground truth of ``datalist``."""
+    pred_dir = Path(prediction_dir)
+    truths: dict[str, list] = {a: [] for a in attributes}
+    preds: dict[str, list] = {a: [] for a in attributes}
+    missing = []
+    for entry in datalist:
+        for a in attributes:
+            path = pred_dir / f"{entry['id']}_attribute_{a}.png"
+            if not path.is_file():
+                missing.append(f"{path}: missing prediction")
+                continue
+            truths[a].append(read_2d(entry[a]))
+            preds[a].append(read_2d(path))
+    if missing:
+        raise DatasetLayoutError(pred_dir, missing)
+    return {**isic_task2_score(truths, preds), "num_images": len(datalist)}
+
+
+def _rows(scores: Mapping) -> list[str]:
+    return [k for k in scores if isinstance(scores[k], Mapping) and k not in AVERAGES] + list(AVERAGES)
+
+
+def attribute_table(scores: Mapping, title: str = "") -> str:
+    """Markdown table of one run's per-attribute Jaccard and Dice with the macro and micro (ISIC overall) means."""
+    lines = [f"**{title}**\n"] if title else []
+    lines += ["| attribute | Jaccard | Dice |", "|---|---:|---:|"]
+    lines += [f"| {r} | {scores[r]['jaccard']:.4f} | {scores[r]['dice']:.4f} |" for r in _rows(scores)]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(out_dir: str | Path, stem: str, markdown: str, header: Sequence[str], rows: Sequence[Sequence], data):
+    """``<stem>.md``, ``.csv`` and ``.json`` in ``out_dir`` (atomic)."""
+    out = Path(out_dir)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(markdown, out / f"{stem}.md")
+    write_text_atomic(buffer.getvalue(), out / f"{stem}.csv")
+    write_text_atomic(json.dumps(data, indent=2), out / f"{stem}.json")
+
+
+def write_report(scores: Mapping, out_dir: str | Path, stem: str = "attribute_scores", title: str = "") -> str:
+    """:func:`attribute_table` written as Markdown/CSV/JSON to ``out_dir``; returns the Markdown."""
+    markdown = attribute_table(scores, title)
+    rows = [(r, f"{scores[r]['jaccard']:.6f}", f"{scores[r]['dice']:.6f}") for r in _rows(scores)]
+    write_table(out_dir, stem, markdown, ["attribute", "jaccard", "dice"], rows, dict(scores))
+    return markdown
+
+
+def summary_table(
+    results: Mapping[str, Sequence[Mapping]], metric: str = "jaccard", title: str = ""
+) -> tuple[str, list[list[str]], dict]:
+    """
+    Mean ± standard deviation over folds: one column per variant (``results[label]`` = that variant's per-fold
+    score dicts), one row per attribute plus the macro and micro means (TATL Tables 3–6 and A.10–A.13).
+
+    Returns:
+        ``(markdown, csv rows with header first, {label: {row: [mean, std, n]}})``.
+    """
+    labels = list(results)
+    if not labels or any(not results[k] for k in labels):
+        raise ValueError("every variant needs at least one fold's scores.")
+    rows = _rows(results[labels[0]][0])
+    summary: dict = {}
+    for label in labels:
+        summary[label] = {}
+        for r in rows:
+            values = np.array([fold[r][metric] for fold in results[label]], dtype=float)
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            summary[label][r] = [float(values.mean()), std, len(values)]
+    folds = {len(results[k]) for k in labels}
+    head = f"**{title}** ({metric}, mean ± std over {'/'.join(map(str, sorted(folds)))} fold(s))\n\n" if title else ""
+    lines = ["| attribute | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for r in rows:
+        cells = [f"{summary[k][r][0]:.4f} ± {summary[k][r][1]:.4f}" for k in labels]
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    csv_rows = [["attribute", *[f"{k} {s}" for k in labels for s in ("mean", "std")]]]
+    csv_rows += [[r, *[f"{summary[k][r][i]:.6f}" for k in labels for i in (0, 1)]] for r in rows]
+    return head + "\n".join(lines) + "\n", csv_rows, summary

@@ -1,0 +1,132 @@
+"""The transform definitions TATL's training and inference configs share, and the writers of its masks."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, ScaleIntensityRanged, Transform
+
+from monai_skinattr.data.checks import DatasetLayoutError, read_2d
+from monai_skinattr.data.io import save_image_atomic
+from monai_skinattr.data.isic import COLORS
+from monai_skinattr.visualize import comparison_panel
+
+__all__ = ["load_transforms", "with_lesions", "SaveMaskd", "SaveCascadeMasksd"]
+
+
+def load_transforms(keys: KeysCollection) -> list[Transform]:
+    """
+    How every TATL config reads a photo and its masks: PIL, (H, W) row-major, channel first, 0..255 -> 0..1.
+    Training, stage-1 prediction and the cascade all start from this one definition.
+    """
+    return [
+        LoadImaged(keys, reader="PILReader", reverse_indexing=False, image_only=True),
+        EnsureChannelFirstd(keys),
+        ScaleIntensityRanged(keys, a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
+    ]
+
+
+def with_lesions(datalist: Sequence[dict], lesion_dir: str | Path, key: str = "lesion") -> list[dict]:
+    """
+    ``datalist`` with ``key`` pointing at the stage-1 predicted ``<id>_segmentation.png`` in ``lesion_dir``
+    (an empty ``lesion_dir`` keeps the ground truth). Every missing prediction is named in one error.
+    """
+    if not lesion_dir:
+        return list(datalist)
+    lesion_dir = Path(lesion_dir)
+    out = [{**e, key: str(lesion_dir / f"{e['id']}_segmentation.png")} for e in datalist]
+    missing = [f"{e[key]}: no predicted lesion (run configs/predict_lesion.json first)" for e in out]
+    missing = [m for m, e in zip(missing, out, strict=True) if not Path(e[key]).is_file()]
+    if missing:
+        raise DatasetLayoutError(lesion_dir, missing)
+    return out
+
+
+def _image_id(data: Mapping) -> str:
+    if "id" in data:
+        return str(data["id"])
+    meta = getattr(data.get("image"), "meta", {}) or {}
+    return Path(str(meta.get("filename_or_obj", "image"))).stem
+
+
+def _mask8(prob: torch.Tensor, threshold: float) -> np.ndarray:
+    return (prob.detach().cpu().numpy() >= threshold).astype(np.uint8) * 255
+
+
+class SaveMaskd(MapTransform):
+    """Write the first channel of ``keys`` as a 0/255 PNG ``<output_dir>/<id><suffix>`` (atomic)."""
+
+    def __init__(self, keys: KeysCollection, output_dir: str | Path, suffix: str, threshold: float = 0.5) -> None:
+        super().__init__(keys)
+        self.output_dir = Path(output_dir)
+        self.suffix = suffix
+        self.threshold = threshold
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            save_image_atomic(_mask8(d[key][0], self.threshold), self.output_dir / f"{_image_id(d)}{self.suffix}")
+        return d
+
+
+class SaveCascadeMasksd(MapTransform):
+    """
+    Write the cascade's maps of one image at its original size, ISIC style: ``attributes/<id>_attribute_<name>.png``
+    (accepted by the official scorer), ``lesion/<id>_segmentation.png``, ``union/<id>_union.png``, and an overlay
+    ``overlays/<id>_overlay.png`` (photo | ground truth when ``with_truth`` and the item holds the attribute mask
+    paths | prediction, with a colour legend).
+
+    Args:
+        keys: the prediction key, ``(len(channels), H, W)`` probabilities at the original size.
+        output_dir: root of the four folders.
+        channels: name of each channel (``TATLCascadeNet.channels``); ``background`` is not written.
+        threshold: probability threshold of every mask.
+        with_truth: show the ground truth beside the prediction in the overlay.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | Path,
+        channels: Sequence[str],
+        threshold: float = 0.5,
+        with_truth: bool = False,
+    ) -> None:
+        super().__init__(keys)
+        self.output_dir = Path(output_dir)
+        self.channels = list(channels)
+        self.threshold = threshold
+        self.with_truth = with_truth
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        image_id = _image_id(d)
+        for key in self.key_iterator(d):
+            pred = d[key]
+            if pred.shape[0] != len(self.channels):
+                raise ValueError(f"'{key}' has {pred.shape[0]} channels, expected {len(self.channels)}.")
+            masks = {n: _mask8(pred[c], self.threshold) for c, n in enumerate(self.channels) if n != "background"}
+            names = {"lesion": f"lesion/{image_id}_segmentation.png", "union": f"union/{image_id}_union.png"}
+            for name, mask in masks.items():
+                path = names.get(name, f"attributes/{image_id}_attribute_{name}.png")
+                save_image_atomic(mask, self.output_dir / path)
+            self._overlay(d, image_id, masks)
+        return d
+
+    def _overlay(self, d: Mapping, image_id: str, masks: Mapping[str, np.ndarray]) -> None:
+        meta = getattr(d.get("image"), "meta", {}) or {}
+        source = meta.get("filename_or_obj")
+        if not source:
+            return
+        photo = read_2d(source)
+        shown = {n: m for n, m in masks.items() if n != "union"}
+        truth = None
+        if self.with_truth:
+            truth = {n: read_2d(d[n]) for n in shown if isinstance(d.get(n), str) and Path(d[n]).is_file()}
+        colors = {n: COLORS[n] for n in shown if n in COLORS}
+        panel = comparison_panel(photo, shown, truth or None, colors=colors)
+        save_image_atomic(panel, self.output_dir / "overlays" / f"{image_id}_overlay.png")

@@ -1,0 +1,168 @@
+"""TATL's stages run in order: one cross-validation round, end to end, from the bundle's configs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import monai.bundle
+
+from .data import as_bool, attributes_of, prepare_dataset
+from .models import assemble_cascade
+
+__all__ = ["TATLWorkflow", "run_label"]
+
+logger = logging.getLogger(__name__)
+
+
+def run_label(stages: Sequence[int], encoder_weights: str = "") -> str:
+    """What a run is, as the paper's columns name it: ``"Stage 1,2,3"`` etc., plus ``"w/o ImageNet"`` when no
+    ImageNet encoder weights were loaded (the default here, where nothing can be downloaded)."""
+    label = "TATL" if sorted(stages) == [1, 2, 3] else "Stage " + ",".join(map(str, sorted(stages)))
+    return label + ("" if encoder_weights else " w/o ImageNet")
+
+
+class TATLWorkflow:
+    """
+    TATL (Alg. 1) on one cross-validation round, each stage a run of this bundle's configs: stage 1 Segment-Net
+    (``train_lesion.json``) and its lesion masks (``predict_lesion.json``), stage 2 union segmenters
+    (``train_union.json``, one per shape), stage 3 target segmenters (``train_attribute.json``, one per attribute
+    and shape), the cascade assembled into ``models/model.pt``, then evaluated on the scored fold
+    (``inference.json`` + ``evaluate.json``). Every stage trains on the training folds and selects on a
+    validation split carved from them; the scored fold is seen only by the evaluation.
+
+    .. code-block:: python
+
+        wf = TATLWorkflow("bundles/tatl", "runs/tatl", overrides={"spatial_size": [128, 160]})
+        scores = wf.run_fold(0)  # ISIC Task 2 scores of fold 0
+        print(scores["macro_average"]["jaccard"])
+
+    Args:
+        bundle_root: the bundle folder (its ``configs/`` are used).
+        workdir: where each fold's ``models/`` and ``eval/`` go (``<workdir>/fold<k>/``).
+        stages: TATL stages to run; ``1`` absent: no crop (whole images); ``2`` absent: stage 3 starts from the
+            encoder weights instead of the union network.
+        epochs: maximum epochs per stage, ``{"lesion", "union", "attribute"}``.
+        overrides: other config values for every stage (``dataset_dir``, ``spatial_size``, ``encoder_weights``...).
+        attributes: attributes to train (default: all of the dataset's year).
+    """
+
+    def __init__(
+        self,
+        bundle_root: str | Path,
+        workdir: str | Path,
+        stages: Sequence[int] = (1, 2, 3),
+        epochs: Mapping[str, int] | None = None,
+        overrides: Mapping | None = None,
+        attributes: Sequence[str] | None = None,
+    ) -> None:
+        if not set(stages) <= {1, 2, 3} or 3 not in stages:
+            raise ValueError(f"stages must include 3 and be a subset of (1, 2, 3), got {list(stages)}.")
+        self.bundle_root = Path(bundle_root)
+        self.workdir = Path(workdir)
+        self.stages = sorted(stages)
+        self.epochs = {"lesion": 40, "union": 40, "attribute": 40, **(epochs or {})}
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        for switch in ("crop", "use_predicted_lesion", "augment", "freeze_encoder", "make_synthetic"):
+            if switch in self.overrides:
+                self.overrides[switch] = as_bool(self.overrides[switch], switch)
+        self.attributes = list(attributes) if attributes else None
+
+    @property
+    def label(self) -> str:
+        return run_label(self.stages, self.overrides.get("encoder_weights", ""))
+
+    def _config(self, *names: str) -> list[str]:
+        return [str(self.bundle_root / "configs" / n) for n in names]
+
+    def _run(self, configs: Sequence[str], **override) -> None:
+        logger.info("running %s %s", configs[-1], {k: v for k, v in override.items() if k in ("arch", "attribute")})
+        monai.bundle.run(
+            config_file=self._config("common.json", *configs),
+            logging_file=str(self.bundle_root / "configs" / "logging.conf"),
+            bundle_root=str(self.bundle_root),
+            **{**self.overrides, **override},
+        )
+
+    def dataset(self) -> str:
+        """The dataset folder (real, or the synthetic one generated on first use)."""
+        synthetic_dir = str(self.bundle_root / "data" / "isic2018_synthetic")
+        return prepare_dataset(
+            self.overrides.get("dataset_dir", synthetic_dir),
+            synthetic_dir,
+            self.overrides.get("synthetic", {"n": 60, "size": [384, 512], "seed": 0}),
+            self.overrides.get("make_synthetic", False),
+        )
+
+    def _common(self, fold: int) -> dict:
+        run_dir = self.workdir / f"fold{fold}"
+        return {
+            "dataset_dir": self.dataset(),
+            "fold": fold,
+            "models_dir": str(run_dir / "models"),
+            "output_dir": str(run_dir / "eval"),
+        }
+
+    @property
+    def crop(self) -> bool:
+        return 1 in self.stages and as_bool(self.overrides.get("crop", True), "crop")
+
+    @property
+    def archs(self) -> list[str]:
+        return list(self.overrides.get("archs", ["unet", "linknet"]))
+
+    def train_pretext(self, fold: int = 0) -> None:
+        """Stages 1 and 2 of round ``fold`` (those in ``stages``): the Segment-Net and its lesion masks of the
+        training folds, then the union segmenters."""
+        common = self._common(fold)
+        if self.crop:
+            self._run(["train_lesion.json"], max_epochs=self.epochs["lesion"], **common)
+            self._run(["predict_lesion.json"], **common)
+        if 2 in self.stages:
+            for arch in self.archs:
+                self._run(["train_union.json"], arch=arch, max_epochs=self.epochs["union"], crop=self.crop, **common)
+
+    def run_fold(self, fold: int = 0) -> dict:
+        """Train every stage on round ``fold``, assemble and evaluate the cascade; returns the ISIC Task 2 scores
+        (also written to ``<workdir>/fold<k>/eval/attribute_scores.{md,csv,json}``)."""
+        common = self._common(fold)
+        attributes = self.attributes or attributes_of(common["dataset_dir"])
+        self.train_pretext(fold)
+        for name in attributes:
+            for arch in self.archs:
+                self._run(
+                    ["train_attribute.json"],
+                    arch=arch,
+                    attribute=name,
+                    from_union=2 in self.stages,
+                    max_epochs=self.epochs["attribute"],
+                    crop=self.crop,
+                    **common,
+                )
+        evals = Path(common.pop("output_dir"))
+        self.assemble(Path(common["models_dir"]), attributes, self.crop)
+        self._run(
+            ["inference.json", "evaluate.json"], output_dir=str(evals / "cascade"), scores_dir=str(evals), **common
+        )
+        return json.loads((evals / "attribute_scores.json").read_text())
+
+    def assemble(self, models: Path, attributes: Sequence[str], crop: bool) -> Path:
+        """The trained stages as one cascade checkpoint, built with this run's settings."""
+        o = self.overrides
+        lesion_size = list(o.get("lesion_size", [384, 512]))
+        return assemble_cascade(
+            models,
+            {
+                "attributes": list(attributes),
+                "archs": list(o.get("archs", ["unet", "linknet"])),
+                "encoder": o.get("encoder", "efficientnet-b0"),
+                "normalization": "imagenet" if o.get("encoder_weights") else "instance",
+                "lesion_size": lesion_size,
+                "crop_size": list(o.get("spatial_size", [384, 512])),
+                "offset": int(o.get("offset", 40)),
+                "crop": crop,
+                "inference_size": o.get("inference_size"),
+            },
+        )

@@ -1,0 +1,260 @@
+"""TATL app pieces: the cascade network's crop/paste geometry, datalists, switches, data preparation, reports."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Engine
+from monai.bundle import ConfigParser
+from monai.handlers import IgniteMetricHandler, MeanIoUHandler, from_engine
+from torch import nn
+
+from monai_skinattr.apps.tatl import (
+    TATLCascadeNet,
+    as_bool,
+    lesion_boxes,
+    plan_experiment,
+    prepare_dataset,
+    split_datalists,
+    summary_table,
+)
+from monai_skinattr.data import synthetic
+from monai_skinattr.data.checks import DatasetLayoutError
+from monai_skinattr.transforms import LesionBBoxCrop
+
+CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "tatl" / "configs"
+
+
+class _Channel(nn.Module):
+    """A 'probability network' returning one input channel (lets the geometry be checked exactly)."""
+
+    def __init__(self, channel: int) -> None:
+        super().__init__()
+        self.channel = channel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.channel : self.channel + 1]
+
+
+def _geometry_net(offset: int) -> TATLCascadeNet:
+    net = TATLCascadeNet(["streaks"], lesion_size=(40, 60), crop_size=(32, 48), offset=offset)
+    net.lesion_net = _Channel(0)  # the "lesion" is wherever channel 0 is bright
+    net.union_net = _Channel(1)
+    net.attribute_nets["streaks"] = _Channel(2)
+    return net.eval()
+
+
+def test_lesion_boxes_equal_lesion_bbox_crop():
+    mask = torch.zeros(3, 1, 30, 40, dtype=torch.bool)
+    mask[0, 0, 5:9, 10:20] = True
+    mask[1, 0, 0:2, 35:40] = True
+    boxes = lesion_boxes(mask, offset=3)
+    for b in range(2):
+        crop = LesionBBoxCrop(offset=3)(torch.rand(1, 30, 40), mask[b].float())
+        assert boxes[b].tolist() == crop.meta["lesion_bbox"]
+    assert boxes[2].tolist() == [0, 0, 30, 40]  # empty mask: the whole grid
+
+
+def test_cascade_crops_and_pastes_back_in_place():
+    """Pasting the crop of a channel back reproduces that channel inside the box and zero outside."""
+    x = torch.zeros(1, 3, 80, 120)
+    x[0, 0, 20:40, 30:60] = 1.0  # lesion at rows 20..40, cols 30..60 of the input
+    x[0, 1] = torch.linspace(0, 1, 120)[None].expand(80, -1)  # a smooth ramp: resampling reproduces it
+    x[0, 2] = 0.5
+    out = _geometry_net(offset=2)(x)
+    assert out.shape == (1, 6 - 2, 80, 120)
+    lesion_grid_box = lesion_boxes(
+        (torch.nn.functional.interpolate(x[:, :1], size=(40, 60), mode="bilinear") >= 0.5), 2
+    )
+    r0, c0, r1, c1 = (lesion_grid_box[0] * 2).tolist()  # grid 40x60 -> input 80x120: x2
+    union, streaks = out[0, 2], out[0, 3]
+    assert torch.allclose(union[r0:r1, c0:c1], x[0, 1, r0:r1, c0:c1], atol=0.02)
+    assert torch.allclose(streaks[r0:r1, c0:c1], torch.full_like(streaks[r0:r1, c0:c1], 0.5), atol=1e-5)
+    outside = torch.ones(80, 120, dtype=torch.bool)
+    outside[r0:r1, c0:c1] = False
+    assert streaks[outside].abs().max() == 0 and union[outside].abs().max() == 0
+    assert torch.allclose(out[0, 0] + out[0, 1], torch.ones(80, 120))  # background = 1 - lesion
+
+
+def test_cascade_is_batched_and_scriptable():
+    net = TATLCascadeNet(["streaks", "globules"], lesion_size=(32, 32), crop_size=(32, 32), offset=4).eval()
+    x = torch.rand(3, 3, 50, 70)
+    with torch.no_grad():
+        batched = net(x)
+        single = torch.cat([net(x[i : i + 1]) for i in range(3)])
+        scripted = torch.jit.script(net)(x)
+    assert batched.shape == (3, 5, 50, 70) and net.channels == ["background", "lesion", "union", "streaks", "globules"]
+    assert torch.allclose(batched, single, atol=1e-5) and torch.allclose(batched, scripted, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(True, True), (False, False), ("false", False), ("False", False), ("0", False), (0, False),
+                        ("true", True), ("TRUE", True), ("1", True), (1, True)]
+)  # fmt: skip
+def test_as_bool(value, expected):
+    assert as_bool(value, "switch") is expected
+
+
+@pytest.mark.parametrize("value", ["no", "", 2, None, "maybe"])
+def test_as_bool_rejects(value):
+    with pytest.raises(ValueError, match="'switch' must be true or false"):
+        as_bool(value, "switch")
+
+
+def test_prepare_dataset_refuses_wrong_folders(tmp_path):
+    own = tmp_path / "bundle_data"
+    with pytest.raises(DatasetLayoutError, match="does not exist.*ISIC2018_Task1-2_Training_Input"):
+        prepare_dataset(tmp_path / "typo", own)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.txt").write_text("x")
+    with pytest.raises(DatasetLayoutError, match="not an ISIC challenge folder"):
+        prepare_dataset(tmp_path / "photos", own)
+    assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == ["a.txt"]  # nothing generated there
+    assert not (tmp_path / "typo").exists() and not own.exists()
+
+
+def test_prepare_dataset_generates_only_where_asked(tmp_path):
+    own = tmp_path / "bundle_data"
+    params = {"n": 5, "size": [32, 32]}
+    assert prepare_dataset(own, own, params) == str(own)  # the bundle's own folder: generated on first use
+    assert synthetic.is_complete(own, "isic", "training")
+    asked = tmp_path / "asked"
+    prepare_dataset(asked, own, params, make_synthetic="true")
+    assert synthetic.is_complete(asked, "isic", "training")
+    assert prepare_dataset(asked, own) == str(asked)  # now a real layout: read as it is
+
+
+def test_split_keeps_the_scored_fold_apart(tmp_path):
+    synthetic.make_isic(tmp_path, n=30, size=(32, 32), progress=False)
+    seen = set()
+    for fold in range(5):
+        split = split_datalists(tmp_path, fold=fold, num_folds=5, val_fraction=0.2)
+        ids = {k: {e["id"] for e in v} for k, v in split.items()}
+        assert len(ids["test"]) == 6 and len(ids["validation"]) >= 1 and len(ids["training"]) >= 10
+        assert not ids["test"] & (ids["training"] | ids["validation"]) and not ids["training"] & ids["validation"]
+        assert ids["test"] | ids["training"] | ids["validation"] == {f"ISIC_{i:07d}" for i in range(30)}
+        seen |= ids["test"]
+    assert len(seen) == 30  # every image is scored exactly once over the five rounds
+    fewer = split_datalists(tmp_path, fold=0, train_fraction=0.5)
+    assert len(fewer["training"]) == pytest.approx(len(split_datalists(tmp_path, fold=0)["training"]) / 2, abs=1)
+
+
+def _selection_score(metric_fn, preds, labels) -> float:
+    engine = Engine(lambda e, b: b)
+    IgniteMetricHandler(metric_fn=metric_fn, output_transform=from_engine(["pred", "label"])).attach(engine, "score")
+    engine.run([{"pred": preds, "label": labels}])
+    return engine.state.metrics["score"]
+
+
+def test_selection_metric_sees_false_positives():
+    """1 positive + 9 negative validation images, the negatives filled with false positives: MONAI's MeanIoU
+    ignores the empty ground truths (1.0); the stage's configured ISIC selection metric does not."""
+    labels = torch.zeros(10, 1, 16, 16)
+    labels[0, :, 4:8, 4:8] = 1
+    preds = labels.clone()
+    preds[1:] = 1
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "train_attribute.json")])
+    parser.update({"attributes": ["streaks"]})
+    isic = _selection_score(parser.get_parsed_content("selection_metric")(), preds, labels)
+    engine = Engine(lambda e, b: b)
+    MeanIoUHandler(include_background=True, output_transform=from_engine(["pred", "label"])).attach(engine, "iou")
+    engine.run([{"pred": preds, "label": labels}])
+    assert engine.state.metrics["iou"] == pytest.approx(1.0)
+    assert isic < 0.01
+    parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "train_lesion.json")])
+    lesion = _selection_score(parser.get_parsed_content("selection_metric")(), preds, labels)
+    assert lesion == pytest.approx(0.1)  # Task 1 mean Jaccard: 1 right image, 9 wrong
+
+
+def test_summary_table_mean_and_std():
+    def fold(j):
+        return {"streaks": {"jaccard": j, "dice": 0}, "macro_average": {"jaccard": j, "dice": 0},
+                "micro_average": {"jaccard": j / 2, "dice": 0}}  # fmt: skip
+
+    markdown, rows, summary = summary_table({"A": [fold(0.2), fold(0.4)], "B": [fold(0.5)]}, title="T")
+    assert summary["A"]["streaks"] == pytest.approx([0.3, np.std([0.2, 0.4], ddof=1), 2])
+    assert summary["B"]["micro_average"] == pytest.approx([0.25, 0.0, 1])
+    assert "| streaks | 0.3000 ± 0.1414 | 0.5000 ± 0.0000 |" in markdown
+    assert rows[0] == ["attribute", "A mean", "A std", "B mean", "B std"]
+    json.dumps(summary)
+
+
+def _parse(*files: str, **overrides) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / f) for f in files])
+    parser.update(overrides)
+    return parser
+
+
+def test_imagenet_weights_reach_stages_1_and_2_and_stage_3_inherits(tmp_path):
+    from monai.networks.nets import EfficientNetBN
+
+    weights = tmp_path / "efficientnet-b0.pth"
+    torch.save(EfficientNetBN("efficientnet-b0", pretrained=False, spatial_dims=2).state_dict(), weights)
+    stem = torch.load(weights, weights_only=True)["_conv_stem.weight"]
+    data = tmp_path / "data"
+    synthetic.make_isic(data, n=5, size=(32, 32), progress=False)
+    common = {"dataset_dir": str(data), "encoder_weights": str(weights), "bundle_root": str(tmp_path)}
+    for stage in ("train_lesion.json", "train_union.json"):
+        net = _parse("common.json", stage, **common).get_parsed_content("network_def")
+        assert torch.equal(net.net.encoder.stem.conv.weight, stem), stage
+        assert net.norm.mode == "imagenet"
+    stage3 = _parse("common.json", "train_attribute.json", **common)
+    assert stage3.get_parsed_content("start_weights") == ""  # from the union checkpoint instead
+    assert stage3.get_parsed_content("init_checkpoint").endswith("models/union/unet/model.pt")
+    alone = _parse("common.json", "train_attribute.json", **common, from_union="false")
+    assert alone.get_parsed_content("start_weights") == str(weights)
+    plain = _parse("common.json", "train_union.json", dataset_dir=str(data), bundle_root=str(tmp_path))
+    assert plain.get_parsed_content("network_def").norm.mode == "instance"
+    assert plain.get_parsed_content("train#random_transforms") == []  # no augmentation by default
+
+
+def test_ground_truth_crop_counts_the_offset_on_the_lesion_grid(tmp_path):
+    """With ground-truth lesions the box is grown on the lesion grid too, as for predicted lesions."""
+    data = tmp_path / "data"
+    synthetic.make_isic(data, n=5, size=(256, 320), progress=False)
+    parser = _parse(
+        "common.json", "train_union.json", dataset_dir=str(data), bundle_root=str(tmp_path),
+        use_predicted_lesion="false", lesion_size=[64, 80], offset=5, spatial_size=[32, 32], val_fraction=1,
+    )  # fmt: skip
+    entry = parser.get_parsed_content("train#dataset#data")[0]
+    cropper = next(t for t in parser.get_parsed_content("train#deterministic_transforms") if hasattr(t, "cropper"))
+    assert entry["lesion"].endswith("_segmentation.png")
+    crop = parser.get_parsed_content("train#preprocessing")(entry)
+    from monai_skinattr.data.checks import read_2d
+
+    lesion = torch.from_numpy(read_2d(entry["lesion"]) > 0)[None, None].float()
+    grid = torch.nn.functional.interpolate(lesion, size=(64, 80), mode="nearest")[0]
+    expected = LesionBBoxCrop(offset=5)(torch.rand(3, 256, 320), grid).meta["lesion_bbox"]
+    assert crop["image"].shape[1:] == (32, 32) and cropper.cropper.offset == 5
+    assert [op for op in crop["image"].applied_operations if op["class"] == "LesionBBoxCrop"]
+    assert crop["image"].meta["lesion_bbox"] == expected
+
+
+def test_plan_experiment_labels_what_runs():
+    plan = plan_experiment("table3", {"lesion_size": [128, 160]})
+    assert [p[0] for p in plan] == [
+        "Stage 3 w/o ImageNet", "Stage 2,3 w/o ImageNet", "Stage 1,3 w/o ImageNet", "TATL w/o ImageNet"
+    ]  # fmt: skip
+    assert all(p[2]["encoder_weights"] == "" and p[2]["offset"] == 13 for p in plan)
+    plan = plan_experiment("table3", {"encoder_weights": "/w.pth"})
+    assert [p[0] for p in plan][-2:] == ["TATL", "TATL w/o ImageNet"] and plan[0][2]["encoder_weights"] == "/w.pth"
+    assert [p[2]["offset"] for p in plan_experiment("table5", {"lesion_size": [384, 512]})] == [0, 20, 40, 60]
+    assert [p[0] for p in plan_experiment("table6")] == ["U only", "Link only", "U + Link"]
+    assert len(plan_experiment("figure4")) == 8 and len(plan_experiment("figure4", {"encoder_weights": "w"})) == 12
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        plan_experiment("table9")
+
+
+def test_figure4_line_plot(tmp_path):
+    from monai_skinattr.apps.tatl.experiments import _figure
+
+    summary = {f"{m} @ {f}%": {"macro_average": [f / 100 * k, 0.0, 1]} for m, k in (("TATL", 1), ("Stage 3", 0.5))
+               for f in (100, 60)}  # fmt: skip
+    _figure("figure4", summary, tmp_path / "f4.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "f4.png").size[0] > 200

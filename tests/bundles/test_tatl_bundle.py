@@ -1,0 +1,283 @@
+"""The TATL bundle end to end through ``python -m monai.bundle`` at tiny size (few images, 1 epoch, 64x64)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from isic_challenge_scoring import task2
+from monai.bundle import ConfigWorkflow
+
+from monai_skinattr.apps.tatl import split_datalists
+from monai_skinattr.data import ATTRIBUTES, isic_datalist, synthetic
+from monai_skinattr.data.checks import read_2d
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "tatl"
+CONFIGS = BUNDLE / "configs"
+TINY = {"n": 15, "size": [64, 64], "seed": 0}
+ONE_EPOCH = json.dumps({"lesion": 1, "union": 1, "attribute": 1})
+
+
+def bundle(*args: str, check: bool = True, prefix=(sys.executable, "-m")) -> subprocess.CompletedProcess:
+    cmd = [*prefix, "monai.bundle", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def config(*names: str) -> str:
+    return json.dumps([str(CONFIGS / n) for n in names])
+
+
+def pipeline(work: Path, data: Path, *extra: str, synthetic_params=TINY) -> subprocess.CompletedProcess:
+    return bundle(
+        "run",
+        "--config_file", str(CONFIGS / "pipeline.json"),
+        "--bundle_root", str(BUNDLE),
+        "--workdir", str(work),
+        "--dataset_dir", str(data),
+        "--make_synthetic", "true",
+        "--synthetic", json.dumps(synthetic_params),
+        "--spatial_size", "[64, 64]",
+        "--epochs", ONE_EPOCH,
+        *extra,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tatl_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tatl")
+    result = pipeline(root / "work", root / "data")
+    return root / "work" / "tatl" / "TATL_wo_ImageNet" / "fold0", root / "data", result.stdout
+
+
+def test_main_job_prints_a_labelled_table(tatl_run):
+    _, _, stdout = tatl_run
+    assert "**TATL** (jaccard, mean ± std over 1 fold(s))" in stdout
+    assert "| attribute | TATL w/o ImageNet |" in stdout and "| micro_average |" in stdout
+
+
+def test_masks_at_original_size_and_equal_official_scorer(tatl_run, tmp_path):
+    run, data, _ = tatl_run
+    test = split_datalists(data, fold=0)["test"]
+    out = run / "eval" / "cascade"
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    for entry in test:
+        size = read_2d(entry["image"]).shape[:2]
+        for name in ATTRIBUTES:
+            mask = read_2d(out / "attributes" / f"{entry['id']}_attribute_{name}.png")
+            assert mask.shape == size and set(np.unique(mask)) <= {0, 255}
+            shutil.copy(entry[name], gt)
+        assert read_2d(out / "lesion" / f"{entry['id']}_segmentation.png").shape == size
+        assert read_2d(out / "union" / f"{entry['id']}_union.png").shape == size
+        panel = read_2d(out / "overlays" / f"{entry['id']}_overlay.png")
+        assert panel.shape[1] == 3 * size[1] + 8  # photo | ground truth | prediction, legend below
+    assert len(list((out / "attributes").iterdir())) == len(ATTRIBUTES) * len(test)
+    scores = json.loads((run / "eval" / "attribute_scores.json").read_text())
+    official = task2.score(gt, out / "attributes")
+    for name in ATTRIBUTES:
+        assert scores[name]["jaccard"] == pytest.approx(official[name]["jaccard"], abs=1e-6)
+    assert scores["overall"] == pytest.approx(official["overall"], abs=1e-6)
+
+
+def test_scored_fold_never_reaches_any_stage(tatl_run):
+    run, data, _ = tatl_run
+    split = split_datalists(data, fold=0)
+    test_ids = {e["id"] for e in split["test"]}
+    predicted = {p.name.removesuffix("_segmentation.png") for p in (run / "eval" / "lesions").iterdir()}
+    assert predicted == {e["id"] for e in split["training"] + split["validation"]}
+    common = {"bundle_root": str(BUNDLE), "dataset_dir": str(data), "models_dir": str(run / "models")}
+    common["output_dir"] = str(run / "eval")
+    for stage in ("train_lesion.json", "train_union.json", "train_attribute.json"):
+        wf = ConfigWorkflow(config_file=json.loads(config("common.json", stage)), workflow_type="train", **common)
+        wf.initialize()
+        for part in ("train#dataset#data", "validate#dataset#data"):
+            ids = {e["id"] for e in wf.parser.get_parsed_content(part)}
+            assert ids and not ids & test_ids, (stage, part)
+
+
+def test_checkpoints_and_cascade_layout(tatl_run):
+    run, _, _ = tatl_run
+    models = run / "models"
+    assert (models / "lesion" / "model.pt").is_file()
+    for arch in ("unet", "linknet"):
+        assert (models / "union" / arch / "model.pt").is_file()
+        for name in ATTRIBUTES:
+            assert (models / "attributes" / name / arch / "model.pt").is_file()
+    settings = json.loads((models / "cascade.json").read_text())
+    assert settings["untrained"] == [] and settings["lesion_size"] == [64, 64] and settings["offset"] == 7
+    assert settings["inference_size"] is None and settings["normalization"] == "instance"
+
+
+def test_zoo_checks(tatl_run, tmp_path):
+    run, data, _ = tatl_run
+    models = str(run / "models")
+    schema = str(BUNDLE.parent / "meta_schema.json")
+    bundle("verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", schema)
+    bundle(
+        "verify_net_in_out", "network_def",
+        "--meta_file", str(CONFIGS / "metadata.json"),
+        "--config_file", str(CONFIGS / "inference.json"),
+        "--bundle_root", str(BUNDLE), "--models_dir", models, "--any", "48",
+    )  # fmt: skip
+    overrides = {
+        "bundle_root": str(BUNDLE),
+        "dataset_dir": str(data),
+        "models_dir": models,
+        "output_dir": str(run / "eval"),
+    }
+    for stage in ("train_lesion.json", "train_union.json", "train_attribute.json"):
+        wf = ConfigWorkflow(config_file=json.loads(config("common.json", stage)), workflow_type="train", **overrides)
+        wf.initialize()
+        assert not wf.check_properties(), stage
+    for files, kind in ((("inference.json",), "infer"), (("common.json", "inference.json", "evaluate.json"), "infer")):
+        wf = ConfigWorkflow(config_file=json.loads(config(*files)), workflow_type=kind, **overrides)
+        wf.initialize()
+        assert not wf.check_properties(), files
+
+
+def test_cascade_exports_to_one_torchscript_file(tatl_run, tmp_path):
+    run, _, _ = tatl_run
+    ts = tmp_path / "model.ts"
+    bundle(
+        "ckpt_export", "network_def",
+        "--filepath", str(ts),
+        "--ckpt_file", str(run / "models" / "model.pt"),
+        "--meta_file", str(CONFIGS / "metadata.json"),
+        "--config_file", str(CONFIGS / "inference.json"),
+        "--bundle_root", str(BUNDLE), "--models_dir", str(run / "models"),
+    )  # fmt: skip
+    from monai_skinattr.apps.tatl import TATLCascadeNet, cascade_settings
+
+    settings = {k: v for k, v in cascade_settings(run / "models").items() if k not in ("inference_size", "untrained")}
+    eager = TATLCascadeNet(**settings)
+    eager.load_state_dict(torch.load(run / "models" / "model.pt", map_location="cpu", weights_only=True))
+    x = torch.rand(2, 3, 90, 110)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(ts))(x), eager.eval()(x), atol=1e-5)
+
+
+def test_inference_on_a_folder_of_photos(tatl_run, tmp_path):
+    run, data, _ = tatl_run
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for entry in isic_datalist(data, task=2)[:3]:
+        shutil.copy(entry["image"], photos)
+    bundle(
+        "run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
+        "--models_dir", str(run / "models"), "--dataset_dir", str(photos), "--output_dir", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert len(list((tmp_path / "out" / "attributes").glob("*_attribute_*.png"))) == 3 * 5
+    assert len(list((tmp_path / "out" / "overlays").glob("*_overlay.png"))) == 3
+
+
+def test_switches_mean_what_they_say(tmp_path):
+    """Each documented switch through the real command line: false/False/0 are false, other words are errors."""
+    data = tmp_path / "data"
+    probe = (
+        "$print('PROBE', @cropping, repr(@lesion_masks), len(@train#random_transforms), "
+        "sum(not p.requires_grad for p in @network.parameters()), repr(@init_checkpoint))"
+    )
+    base = [
+        "run", "probe", "--init_id", "none", "--config_file", config("common.json", "train_attribute.json"),
+        "--bundle_root", str(BUNDLE), "--dataset_dir", str(data), "--make_synthetic", "true",
+        "--synthetic", json.dumps(TINY), "--probe", probe,
+    ]  # fmt: skip
+    off = bundle(*base, "--crop", "false", "--augment", "False", "--freeze_encoder", "0", "--from_union", "false")
+    assert "PROBE False '' 0 0 ''" in off.stdout
+    on = bundle(
+        *base,
+        "--crop",
+        "True",
+        "--use_predicted_lesion",
+        "false",
+        "--augment",
+        "1",
+        "--freeze_encoder",
+        "true",
+        "--from_union",
+        "0",
+    )
+    line = next(s for s in on.stdout.splitlines() if s.startswith("PROBE"))
+    cropping, masks, n_random, n_frozen, init = line.split(" ", 5)[1:]
+    assert cropping == "True" and masks == "''" and int(n_random) == 3 and int(n_frozen) > 100 and init == "''"
+    bad = bundle(*base, "--augment", "maybe", check=False)
+    assert bad.returncode != 0 and "'augment' must be true or false" in bad.stderr
+    bad = bundle("run", "--config_file", str(CONFIGS / "pipeline.json"), "--bundle_root", str(BUNDLE),
+                 "--workdir", str(tmp_path / "w"), "--use_predicted_lesion", "nope", check=False)  # fmt: skip
+    assert bad.returncode != 0 and "'use_predicted_lesion' must be true or false" in bad.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_wrong_dataset_dir_is_a_clear_error(tmp_path):
+    result = bundle(
+        "run", "--config_file", str(CONFIGS / "pipeline.json"), "--bundle_root", str(BUNDLE),
+        "--workdir", str(tmp_path / "w"), "--dataset_dir", str(tmp_path / "ISIC2018_typo"), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "dataset_dir does not exist" in result.stderr and "ISIC2018_Task1-2_Training_Input" in result.stderr
+    assert not (tmp_path / "ISIC2018_typo").exists()
+
+
+def test_isic2017_end_to_end(tmp_path):
+    data = tmp_path / "isic2017"
+    synthetic.make_isic(data, n=15, size=(64, 64), year=2017, split="training", progress=False)
+    result = pipeline(tmp_path / "work", data, "--archs", '["unet"]', "--make_synthetic", "false")
+    assert "| milia_like_cyst |" in result.stdout and "globules" not in result.stdout
+    run = tmp_path / "work" / "tatl" / "TATL_wo_ImageNet" / "fold0"
+    scores = json.loads((run / "eval" / "attribute_scores.json").read_text())
+    assert sorted(k for k in scores if k.islower() and "_average" not in k and k not in ("overall", "num_images")) == [
+        "milia_like_cyst", "negative_network", "pigment_network", "streaks"
+    ]  # fmt: skip
+
+
+def test_multi_gpu_ranks_stop_together(tmp_path):
+    """torchrun, 2 gloo processes, patience 1 and a zero learning rate: early stopping fires on every rank."""
+    data = tmp_path / "data"
+    synthetic.make_isic(data, n=15, size=(64, 64), progress=False)
+    result = bundle(
+        "run",
+        "--config_file", config("common.json", "train_attribute.json", "multi_gpu_train.json"),
+        "--bundle_root", str(BUNDLE), "--dataset_dir", str(data), "--models_dir", str(tmp_path / "models"),
+        "--output_dir", str(tmp_path / "eval"), "--from_union", "false", "--crop", "false",
+        "--spatial_size", "[64, 64]", "--max_epochs", "5", "--patience", "1", "--learning_rate", "0.0",
+        "--batch_size", "2",
+        prefix=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m"),
+    )  # fmt: skip
+    assert result.returncode == 0
+    log = result.stdout + result.stderr
+    assert "EarlyStopping: Stop training" in log  # logged by rank 0
+    assert log.count("Epoch [2/5]: [3/3] 100%") >= 2 and "Epoch [3/5]" not in log  # both ranks stopped after 2
+    assert (tmp_path / "models" / "attributes" / "streaks" / "unet" / "model.pt").is_file()
+
+
+def test_figure5_pretext_vs_downstream(tmp_path):
+    result = pipeline(tmp_path / "work", tmp_path / "data", "--experiment", "figure5", "--archs", '["unet"]')
+    assert "| attribute | downstream (target segmenters) | pretext (union network) |" in result.stdout
+    table = json.loads((tmp_path / "work" / "figure5" / "table.json").read_text())
+    assert set(table) == {"downstream (target segmenters)", "pretext (union network)"}
+    assert (tmp_path / "work" / "figure5" / "figure.png").stat().st_size > 1000
+
+
+def test_figure7_stability_bounds(tmp_path):
+    from monai_skinattr.apps.tatl import stability_figure
+
+    data = tmp_path / "data"
+    synthetic.make_isic(data, n=15, size=(64, 64), progress=False)
+    markdown = stability_figure(
+        BUNDLE, tmp_path / "work", epochs={"lesion": 1, "union": 1},
+        overrides={"dataset_dir": str(data), "spatial_size": [64, 64], "lesion_size": [64, 64], "archs": ["unet"]},
+        attributes=["streaks", "pigment_network"], max_samples=4, iters=2,
+    )  # fmt: skip
+    assert "**TATL Figure 7: stability bound x 100" in markdown and "ImageNet column not run" in markdown
+    table = json.loads((tmp_path / "work" / "figure7" / "table.json").read_text())
+    assert set(table) == {"streaks", "pigment_network"} and all(set(v) == {"random", "TATL"} for v in table.values())
+    assert all(v > 0 or np.isnan(v) for row in table.values() for v in row.values())
+    assert (tmp_path / "work" / "figure7" / "figure.png").stat().st_size > 1000
