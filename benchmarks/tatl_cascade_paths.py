@@ -1,6 +1,7 @@
-"""The cascade network's path (photo resized to ``inference_size``, crop by ``roi_align`` inside the network) against
-TATL's own (crop taken from the original photo with ``LesionBBoxCrop``, resized, segmented, pasted back), on the
-scored fold of a trained run. Prints one table: ISIC Task 2 Jaccard of each path and their agreement.
+"""The cascade network's path (photo resized to ``inference_size``, crop by ``roi_align`` inside the network)
+against TATL's own (crop taken from the original photo with ``LesionBBoxCrop``, resized, segmented, pasted back), on
+the scored fold of a trained run or on every photo of another dataset (``--all``). Prints one table: ISIC Task 2
+Jaccard of each path and their agreement.
 
     python benchmarks/tatl_cascade_paths.py --run bundles/tatl/experiments/tatl/TATL_wo_ImageNet/fold0 \
         --dataset_dir bundles/tatl/data/isic2018_synthetic
@@ -18,6 +19,7 @@ from monai.data import MetaTensor
 from tqdm import tqdm
 
 from monai_skinattr.apps.tatl import TATLCascadeNet, cascade_settings, split_datalists
+from monai_skinattr.data import isic_datalist
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.metrics import isic_task2_score
 from monai_skinattr.transforms import LesionBBoxCrop
@@ -57,16 +59,22 @@ def main() -> None:
     parser.add_argument("--dataset_dir", required=True)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--num_folds", type=int, default=5)
+    parser.add_argument("--all", action="store_true", help="score every training image (photos the run never saw)")
     args = parser.parse_args()
     settings = cascade_settings(Path(args.run) / "models")
     net = TATLCascadeNet(**{k: v for k, v in settings.items() if k not in ("inference_size", "untrained")})
     net.load_state_dict(torch.load(Path(args.run) / "models" / "model.pt", map_location="cpu", weights_only=True))
     net.eval()
-    test = split_datalists(args.dataset_dir, args.fold, args.num_folds)["test"]
+    if args.all:
+        test = isic_datalist(args.dataset_dir, task=2, split="training")
+    else:
+        test = split_datalists(args.dataset_dir, args.fold, args.num_folds)["test"]
     attributes = net.attributes
     lesion = settings["lesion_size"]
-    sizes = {"original photo": None, f"inference_size {settings['inference_size']}": settings["inference_size"]}
-    sizes[f"lesion_size {lesion}"] = lesion
+    sizes = {"original photo (default)": None, f"lesion grid {lesion}": lesion}
+    sizes[f"2 x lesion grid {[2 * s for s in lesion]}"] = [2 * s for s in lesion]
+    if settings["inference_size"]:
+        sizes[f"inference_size {settings['inference_size']}"] = settings["inference_size"]
     truths = {a: [read_2d(e[a]) for e in test] for a in attributes}
     preds: dict[str, dict[str, list]] = {"TATL (crop from the photo)": {a: [] for a in attributes}}
     preds.update({f"network @ {k}": {a: [] for a in attributes} for k in sizes})
@@ -80,7 +88,8 @@ def main() -> None:
             for a in attributes:
                 preds[f"network @ {key}"][a].append(maps[a])
     reference = preds["TATL (crop from the photo)"]
-    print(f"\n{len(test)} images of fold {args.fold}, {args.run}\n")
+    where = f"all of {args.dataset_dir}" if args.all else f"fold {args.fold} of {args.dataset_dir}"
+    print(f"\n{len(test)} photos ({where}), networks of {args.run}\n")
     print("| path | macro Jaccard vs truth | micro Jaccard vs truth | Jaccard with TATL's path (micro) |")
     print("|---|---:|---:|---:|")
     for label, masks in preds.items():

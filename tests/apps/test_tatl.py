@@ -17,6 +17,7 @@ from monai_skinattr.apps.tatl import (
     lesion_boxes,
     plan_experiment,
     prepare_dataset,
+    run_label,
     split_datalists,
     summary_table,
 )
@@ -97,7 +98,7 @@ def test_as_bool(value, expected):
     assert as_bool(value, "switch") is expected
 
 
-@pytest.mark.parametrize("value", ["no", "", 2, None, "maybe"])
+@pytest.mark.parametrize("value", ["nope", "", 2, None, "maybe", 0.5])
 def test_as_bool_rejects(value):
     with pytest.raises(ValueError, match="'switch' must be true or false"):
         as_bool(value, "switch")
@@ -158,14 +159,14 @@ def test_selection_metric_sees_false_positives():
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "train_attribute.json")])
     parser.update({"attributes": ["streaks"]})
-    isic = _selection_score(parser.get_parsed_content("selection_metric")(), preds, labels)
+    isic = _selection_score(parser.get_parsed_content("selection_metric"), preds, labels)
     engine = Engine(lambda e, b: b)
     MeanIoUHandler(include_background=True, output_transform=from_engine(["pred", "label"])).attach(engine, "iou")
     engine.run([{"pred": preds, "label": labels}])
     assert engine.state.metrics["iou"] == pytest.approx(1.0)
     assert isic < 0.01
     parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "train_lesion.json")])
-    lesion = _selection_score(parser.get_parsed_content("selection_metric")(), preds, labels)
+    lesion = _selection_score(parser.get_parsed_content("selection_metric"), preds, labels)
     assert lesion == pytest.approx(0.1)  # Task 1 mean Jaccard: 1 right image, 9 wrong
 
 
@@ -178,7 +179,8 @@ def test_summary_table_mean_and_std():
     assert summary["A"]["streaks"] == pytest.approx([0.3, np.std([0.2, 0.4], ddof=1), 2])
     assert summary["B"]["micro_average"] == pytest.approx([0.25, 0.0, 1])
     assert "| streaks | 0.3000 ± 0.1414 | 0.5000 ± 0.0000 |" in markdown
-    assert rows[0] == ["attribute", "A mean", "A std", "B mean", "B std"]
+    assert rows[0] == ["metric", "attribute", "A mean", "A std", "B mean", "B std"]
+    assert rows[1][:3] == ["jaccard", "streaks", "0.300000"]
     json.dumps(summary)
 
 
@@ -243,10 +245,31 @@ def test_plan_experiment_labels_what_runs():
     plan = plan_experiment("table3", {"encoder_weights": "/w.pth"})
     assert [p[0] for p in plan][-2:] == ["TATL", "TATL w/o ImageNet"] and plan[0][2]["encoder_weights"] == "/w.pth"
     assert [p[2]["offset"] for p in plan_experiment("table5", {"lesion_size": [384, 512]})] == [0, 20, 40, 60]
-    assert [p[0] for p in plan_experiment("table6")] == ["U only", "Link only", "U + Link"]
+    assert [p[0] for p in plan_experiment("table6")] == [
+        "U only w/o ImageNet",
+        "Link only w/o ImageNet",
+        "U + Link w/o ImageNet",
+    ]
+    assert [p[0] for p in plan_experiment("table6", {"encoder_weights": "w"})] == ["U only", "Link only", "U + Link"]
+    assert plan_experiment("tatl", {"freeze_encoder": "true", "crop": "false"})[0][0] == "Stage 2,3 (FE) w/o ImageNet"
     assert len(plan_experiment("figure4")) == 8 and len(plan_experiment("figure4", {"encoder_weights": "w"})) == 12
     with pytest.raises(ValueError, match="experiment must be one of"):
         plan_experiment("table9")
+
+
+@pytest.mark.parametrize(
+    "stages, overrides, label",
+    [
+        ((1, 2, 3), {}, "TATL w/o ImageNet"),
+        ((1, 2, 3), {"encoder_weights": "w.pth"}, "TATL"),
+        ((1, 2, 3), {"crop": "false"}, "Stage 2,3 w/o ImageNet"),
+        ((1, 3), {"use_predicted_lesion": 0, "augment": "1"}, "Stage 1,3 (ground-truth lesion crops, augmentation)"
+                                                             " w/o ImageNet"),
+        ((3,), {"use_predicted_lesion": False, "freeze_encoder": True, "encoder_weights": "w"}, "Stage 3 (FE)"),
+    ],
+)  # fmt: skip
+def test_run_label_names_what_ran(stages, overrides, label):
+    assert run_label(stages, overrides) == label
 
 
 def test_figure4_line_plot(tmp_path):
@@ -258,3 +281,46 @@ def test_figure4_line_plot(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "f4.png").size[0] > 200
+
+
+def _sharded_masks():
+    labels = torch.zeros(9, 1, 8, 8)
+    labels[::2, :, 2:6, 2:6] = 1  # images 0, 2, 4, 6, 8 show the attribute
+    preds = labels.clone()
+    preds[1::2] = 1  # false positives on the odd images only
+    return preds, labels
+
+
+def _rank_score(rank: int, world: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    from monai_skinattr.metrics import ISICTask2Metric
+
+    dist.init_process_group("gloo", init_method=f"file://{folder}/init", rank=rank, world_size=world)
+    preds, labels = _sharded_masks()
+    shard = slice(rank, None, world)  # uneven shards: 5 and 4 images, as DistributedSampler(even_divisible=False)
+    score = _selection_score(ISICTask2Metric(["a"], reduction="overall"), preds[shard], labels[shard])
+    Path(folder, f"rank{rank}.txt").write_text(repr(score))
+    dist.destroy_process_group()
+
+
+def test_selection_metric_is_gathered_over_ranks(tmp_path):
+    """Under DDP every rank validates its shard; the metric gathers all shards, so every rank sees the same score
+    (the whole validation set's) and early stopping decides the same on every rank."""
+    from monai_skinattr.metrics import ISICTask2Metric
+
+    torch.multiprocessing.spawn(_rank_score, args=(2, str(tmp_path)), nprocs=2)
+    scores = [float((tmp_path / f"rank{r}.txt").read_text()) for r in range(2)]
+    preds, labels = _sharded_masks()
+    whole = _selection_score(ISICTask2Metric(["a"], reduction="overall"), preds, labels)
+    rank0_alone = _selection_score(ISICTask2Metric(["a"], reduction="overall"), preds[0::2], labels[0::2])
+    assert scores[0] == scores[1] == pytest.approx(whole) and whole != pytest.approx(rank0_alone)
+
+
+def test_make_synthetic_never_overwrites_other_data(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "ISIC_0000000.jpg").write_bytes(b"not ours")
+    with pytest.raises(DatasetLayoutError, match="holds other data"):
+        prepare_dataset(real, tmp_path / "own", {"n": 3, "size": [32, 32]}, make_synthetic=True)
+    assert (real / "ISIC_0000000.jpg").read_bytes() == b"not ours"

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from monai.utils import str2bool
+
 from monai_skinattr.data import synthetic
 from monai_skinattr.data.checks import DatasetLayoutError
 from monai_skinattr.data.folds import carve_validation, fold_split, kfold
@@ -19,20 +21,19 @@ logger = logging.getLogger(__name__)
 def as_bool(value: object, name: str) -> bool:
     """
     A switch as given in a config or on the command line (``--freeze_encoder false`` reaches the config as the
-    string ``'false'``): ``True``/``False``, ``1``/``0`` and the strings ``true``/``false``/``1``/``0`` in any
-    case; anything else is an error naming the switch.
+    string ``'false'``): MONAI's ``str2bool`` words (true/false, yes/no, t/f, y/n, 1/0, any case) and the integers
+    1 / 0; anything else is an error naming the switch.
 
     .. code-block:: python
 
         as_bool("False", "augment")  # False
     """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    raise ValueError(f"'{name}' must be true or false (or 1 / 0), got {value!r}.")
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        value = str(value)
+    try:
+        return str2bool(value.strip() if isinstance(value, str) else value)
+    except (ValueError, AttributeError):
+        raise ValueError(f"'{name}' must be true or false (or 1 / 0), got {value!r}.") from None
 
 
 def prepare_dataset(
@@ -54,6 +55,11 @@ def prepare_dataset(
     wanted = as_bool(make_synthetic, "make_synthetic")
     own = root.resolve() == Path(synthetic_dir).expanduser().resolve()
     if wanted or own:
+        ours = synthetic.is_complete(root, "isic", "training") or synthetic.is_partial(root, "isic", "training")
+        if not ours and root.is_dir() and any(root.iterdir()):
+            raise DatasetLayoutError(
+                root, ["make_synthetic: the folder holds other data; synthetic data only goes into a new or empty one"]
+            )
         if not synthetic.is_complete(root, "isic", "training"):
             params = dict(synthetic_params or {})
             logger.info("generating synthetic ISIC 2018 training data in %s", root)

@@ -30,15 +30,15 @@ PAPER_ROWS = 384
 
 #: name -> (title, [(stages, needs ImageNet weights, overrides)])
 EXPERIMENTS: dict[str, tuple[str, list[tuple[tuple[int, ...], bool, dict]]]] = {
-    "tatl": ("TATL", [((1, 2, 3), False, {})]),
+    "tatl": ("TATL", [((1, 2, 3), True, {})]),
     "table3": (
         "Table 3/4: stages",
         [((3,), True, {}), ((2, 3), True, {}), ((1, 3), True, {}), ((1, 2, 3), True, {}), ((1, 2, 3), False, {})],
     ),
-    "table5": ("Table 5: lesion box offset", [((1, 2, 3), False, {"offset": o}) for o in (0, 20, 40, 60)]),
+    "table5": ("Table 5: lesion box offset", [((1, 2, 3), True, {"offset": o}) for o in (0, 20, 40, 60)]),
     "table6": (
         "Table 6: U, Link, U + Link",
-        [((1, 2, 3), False, {"archs": a}) for a in (["unet"], ["linknet"], ["unet", "linknet"])],
+        [((1, 2, 3), True, {"archs": a}) for a in (["unet"], ["linknet"], ["unet", "linknet"])],
     ),
     "figure4": (
         "Figure 4: training fraction",
@@ -46,16 +46,19 @@ EXPERIMENTS: dict[str, tuple[str, list[tuple[tuple[int, ...], bool, dict]]]] = {
         + [((1, 2, 3), False, {"train_fraction": f}) for f in (1.0, 0.8, 0.6, 0.4)]
         + [((3,), True, {"train_fraction": f}) for f in (1.0, 0.8, 0.6, 0.4)],
     ),
-    "figure5": ("Figure 5: pretext (union network) vs downstream (target segmenters)", [((1, 2, 3), False, {})]),
+    "figure5": ("Figure 5: pretext (union network) vs downstream (target segmenters)", [((1, 2, 3), True, {})]),
 }
 
 
-def _variant_label(name: str, stages: Sequence[int], weights: str, extra: Mapping) -> str:
-    label = run_label(stages, weights)
+def _variant_label(name: str, stages: Sequence[int], variant: Mapping, extra: Mapping) -> str:
+    label = run_label(stages, variant)
+    suffix = "" if variant.get("encoder_weights") else " w/o ImageNet"
     if name == "table5":
-        label = f"offset {extra['offset']}"
+        label = f"offset {extra['offset']}{suffix}"
     elif name == "table6":
-        label = {1: "U only" if extra["archs"] == ["unet"] else "Link only", 2: "U + Link"}[len(extra["archs"])]
+        label = {1: "U only" if extra["archs"] == ["unet"] else "Link only", 2: "U + Link"}[
+            len(extra["archs"])
+        ] + suffix
     elif name == "figure4":
         label = f"{label} @ {int(round(100 * extra['train_fraction']))}%"
     return label
@@ -86,7 +89,7 @@ def plan_experiment(name: str, overrides: Mapping | None = None) -> list[tuple[s
     for stages, imagenet, extra in EXPERIMENTS[name][1]:
         variant = {**overrides, **extra, "encoder_weights": weights if imagenet else ""}
         variant["offset"] = round(variant.get("offset", 40) * lesion_rows / PAPER_ROWS)
-        label = _variant_label(name, stages, variant["encoder_weights"], extra)
+        label = _variant_label(name, stages, variant, extra)
         runs.setdefault(label, (stages, variant))
     return [(label, stages, variant) for label, (stages, variant) in runs.items()]
 
@@ -129,6 +132,10 @@ def run_experiment(
             pretext = pretext_scores(out / tag / f"fold{fold}", test, attributes)
             results.setdefault("pretext (union network)", []).append(pretext)
     markdown, rows, summary = summary_table(results, "jaccard", title)
+    dice_markdown, dice_rows, dice_summary = summary_table(results, "dice", title)
+    markdown += "\n" + dice_markdown
+    rows += dice_rows[1:]
+    summary = {"jaccard": summary, "dice": dice_summary}
     root = TATLWorkflow(bundle_root, out, overrides=overrides).dataset()
     kind = (
         "synthetic ISIC 2018 (monai_skinattr generator)" if synthetic.is_complete(root, "isic", "training") else "ISIC"
@@ -142,12 +149,13 @@ def run_experiment(
     if not overrides.get("encoder_weights"):
         markdown += "No ImageNet encoder_weights given: every column started from random weights (w/o ImageNet).\n"
     write_table(out, "table", markdown, rows[0], rows[1:], summary)
-    _figure(name, summary, out / "figure.png")
+    _figure(name, summary["jaccard" if name == "figure4" else "dice"], out / "figure.png")
     return markdown
 
 
 def _figure(name: str, summary: Mapping, path: Path) -> None:
-    """Figure 4 as a line plot of macro Jaccard over training fractions; Figure 5 as grouped bars."""
+    """Figure 4 as a line plot of macro Jaccard over training fractions (as the paper); Figure 5 as grouped bars of
+    Dice (as the paper)."""
     if name == "figure4":
         series: dict[str, dict[float, float]] = {}
         for label, rows in summary.items():
@@ -159,4 +167,4 @@ def _figure(name: str, summary: Mapping, path: Path) -> None:
     elif name == "figure5":
         rows = [r for r in next(iter(summary.values())) if r not in ("macro_average", "micro_average")]
         bar_chart({r: {label: summary[label][r][0] for label in summary} for r in rows}, path,
-                  title="TATL Figure 5", ylabel="Jaccard")  # fmt: skip
+                  title="TATL Figure 5", ylabel="Dice")  # fmt: skip

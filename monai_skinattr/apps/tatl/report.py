@@ -82,7 +82,8 @@ def summary_table(
     score dicts), one row per attribute plus the macro and micro means (TATL Tables 3–6 and A.10–A.13).
 
     Returns:
-        ``(markdown, csv rows with header first, {label: {row: [mean, std, n]}})``.
+        ``(markdown, csv rows with header first (metric, attribute, mean/std per variant),
+        {label: {row: [mean, std, n]}})``.
     """
     labels = list(results)
     if not labels or any(not results[k] for k in labels):
@@ -101,6 +102,6 @@ def summary_table(
     for r in rows:
         cells = [f"{summary[k][r][0]:.4f} ± {summary[k][r][1]:.4f}" for k in labels]
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
-    csv_rows = [["attribute", *[f"{k} {s}" for k in labels for s in ("mean", "std")]]]
-    csv_rows += [[r, *[f"{summary[k][r][i]:.6f}" for k in labels for i in (0, 1)]] for r in rows]
+    csv_rows = [["metric", "attribute", *[f"{k} {s}" for k in labels for s in ("mean", "std")]]]
+    csv_rows += [[metric, r, *[f"{summary[k][r][i]:.6f}" for k in labels for i in (0, 1)]] for r in rows]
     return head + "\n".join(lines) + "\n", csv_rows, summary

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monai.bundle import ConfigParser
-from torch.utils.data import DataLoader, Subset
+from monai.data import DataLoader, Dataset
 
 from monai_skinattr.losses import TverskyJaccardLoss
 from monai_skinattr.metrics import stability_bound
@@ -30,17 +30,18 @@ def stability_figure(
     overrides: Mapping | None = None,
     attributes: Sequence[str] | None = None,
     arch: str = "unet",
-    max_samples: int = 16,
+    max_samples: int | None = None,
     iters: int = 10,
     c: float = 0.01,
     num_hypotheses: int = 4,
 ) -> str:
     """
     Figure 7 of TATL: ``100 x`` the right side of Proposition 1 (``monai_skinattr.metrics.stability_bound``,
-    per-sample Hessian spectral norms by power iteration, c = 0.01, |K| = 4) for each attribute's training data
-    (cropped as stage 3 sees it) at three initialisations of the ``arch`` segmenter, before any training on the
-    attribute: random, TATL (the stage-2 union network of round ``fold``, trained here first) and ImageNet
-    (only when ``overrides["encoder_weights"]`` names a file). Writes ``table.md/.csv/.json`` and ``figure.png``
+    per-sample Hessian spectral norms by power iteration, c = 0.01, |K| = 4) over every training sample of each
+    attribute (cropped as stage 3 sees it; ``max_samples`` caps m for a quick look) at three initialisations of
+    the ``arch`` segmenter, before any training on the attribute: random, TATL (the stage-2 union network of round
+    ``fold``, trained here first) and ImageNet (only when ``overrides["encoder_weights"]`` names a file). Writes
+    ``table.md/.csv/.json`` and ``figure.png``
     under ``<workdir>/figure7/``; returns the Markdown. A bound whose γ⁻ is not positive is undefined (shown "n/a").
 
     .. code-block:: python
@@ -63,15 +64,15 @@ def stability_figure(
         parser.read_config(configs)
         parser.update({"bundle_root": str(bundle_root), **workflow.overrides, **common})
         parser.update({"attribute": name, "arch": arch, "from_union": False, "crop": workflow.crop, "augment": False})
-        dataset = parser.get_parsed_content("train#dataset")
-        loader = DataLoader(Subset(dataset, range(min(max_samples, len(dataset)))), batch_size=4)
-        inits = {"random": ("", "instance"), "TATL": ("", "instance")}
+        data = parser.get_parsed_content("train#dataset#data")[:max_samples]
+        loader = DataLoader(Dataset(data, parser.get_parsed_content("train#preprocessing")), batch_size=4)
+        inits = {"random": ("", "instance"), "TATL w/o ImageNet": ("", "instance")}
         if weights:
             inits = {"random": ("", "imagenet"), "TATL": ("", "imagenet"), "ImageNet": (weights, "imagenet")}
         values[name] = {}
         for init, (init_weights, normalization) in inits.items():
             net = TATLSegmenter(arch, overrides.get("encoder", "efficientnet-b0"), init_weights, normalization)
-            if init == "TATL":
+            if init.startswith("TATL"):
                 load_stage_weights(net, union)
             try:
                 terms = stability_bound(
@@ -86,7 +87,8 @@ def stability_figure(
     for name, row in values.items():
         cells = ["n/a" if math.isnan(row[i]) else f"{row[i]:.4f}" for i in inits_run]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    markdown = f"**TATL Figure 7: stability bound x 100 ({arch}, m <= {max_samples} samples, c = {c}, |K| = "
+    m = "all" if max_samples is None else f"at most {max_samples}"
+    markdown = f"**TATL Figure 7: stability bound x 100 ({arch}, {m} training samples, c = {c}, |K| = "
     markdown += f"{num_hypotheses}, fold {fold})**\n\n" + "\n".join(lines) + "\n"
     if not weights:
         markdown += "\nImageNet column not run: no encoder_weights given.\n"

@@ -10,18 +10,36 @@ from pathlib import Path
 import monai.bundle
 
 from .data import as_bool, attributes_of, prepare_dataset
-from .models import assemble_cascade
 
 __all__ = ["TATLWorkflow", "run_label"]
 
 logger = logging.getLogger(__name__)
 
 
-def run_label(stages: Sequence[int], encoder_weights: str = "") -> str:
-    """What a run is, as the paper's columns name it: ``"Stage 1,2,3"`` etc., plus ``"w/o ImageNet"`` when no
-    ImageNet encoder weights were loaded (the default here, where nothing can be downloaded)."""
-    label = "TATL" if sorted(stages) == [1, 2, 3] else "Stage " + ",".join(map(str, sorted(stages)))
-    return label + ("" if encoder_weights else " w/o ImageNet")
+def run_label(stages: Sequence[int], overrides: Mapping | None = None) -> str:
+    """
+    What a run is, as the paper names its columns: ``"TATL"`` (stages 1, 2, 3) or ``"Stage 2,3"`` etc. (``crop``
+    false removes stage 1), the switches that depart from the paper in brackets (ground-truth lesion crops, FE,
+    augmentation), and ``"w/o ImageNet"`` when no ImageNet encoder weights were loaded.
+
+    .. code-block:: python
+
+        run_label([1, 2, 3], {"freeze_encoder": True})  # 'TATL (FE) w/o ImageNet'
+    """
+    o = overrides or {}
+    run = set(stages) - ({1} if not as_bool(o.get("crop", True), "crop") else set())
+    label = "TATL" if run == {1, 2, 3} else "Stage " + ",".join(map(str, sorted(run)))
+    extras = [
+        text
+        for key, default, when, text in (
+            ("use_predicted_lesion", True, False, "ground-truth lesion crops"),
+            ("freeze_encoder", False, True, "FE"),
+            ("augment", False, True, "augmentation"),
+        )
+        if as_bool(o.get(key, default), key) == when and (key != "use_predicted_lesion" or 1 in run)
+    ]
+    label += f" ({', '.join(extras)})" if extras else ""
+    return label + ("" if o.get("encoder_weights") else " w/o ImageNet")
 
 
 class TATLWorkflow:
@@ -46,7 +64,6 @@ class TATLWorkflow:
             encoder weights instead of the union network.
         epochs: maximum epochs per stage, ``{"lesion", "union", "attribute"}``.
         overrides: other config values for every stage (``dataset_dir``, ``spatial_size``, ``encoder_weights``...).
-        attributes: attributes to train (default: all of the dataset's year).
     """
 
     def __init__(
@@ -56,7 +73,6 @@ class TATLWorkflow:
         stages: Sequence[int] = (1, 2, 3),
         epochs: Mapping[str, int] | None = None,
         overrides: Mapping | None = None,
-        attributes: Sequence[str] | None = None,
     ) -> None:
         if not set(stages) <= {1, 2, 3} or 3 not in stages:
             raise ValueError(f"stages must include 3 and be a subset of (1, 2, 3), got {list(stages)}.")
@@ -68,11 +84,10 @@ class TATLWorkflow:
         for switch in ("crop", "use_predicted_lesion", "augment", "freeze_encoder", "make_synthetic"):
             if switch in self.overrides:
                 self.overrides[switch] = as_bool(self.overrides[switch], switch)
-        self.attributes = list(attributes) if attributes else None
 
     @property
     def label(self) -> str:
-        return run_label(self.stages, self.overrides.get("encoder_weights", ""))
+        return run_label(self.stages, self.overrides)
 
     def _config(self, *names: str) -> list[str]:
         return [str(self.bundle_root / "configs" / n) for n in names]
@@ -128,7 +143,7 @@ class TATLWorkflow:
         """Train every stage on round ``fold``, assemble and evaluate the cascade; returns the ISIC Task 2 scores
         (also written to ``<workdir>/fold<k>/eval/attribute_scores.{md,csv,json}``)."""
         common = self._common(fold)
-        attributes = self.attributes or attributes_of(common["dataset_dir"])
+        attributes = attributes_of(common["dataset_dir"])
         self.train_pretext(fold)
         for name in attributes:
             for arch in self.archs:
@@ -142,27 +157,12 @@ class TATLWorkflow:
                     **common,
                 )
         evals = Path(common.pop("output_dir"))
-        self.assemble(Path(common["models_dir"]), attributes, self.crop)
+        self._run(["assemble.json"], crop=self.crop, **common)
         self._run(
-            ["inference.json", "evaluate.json"], output_dir=str(evals / "cascade"), scores_dir=str(evals), **common
+            ["inference.json", "evaluate.json"],
+            output_dir=str(evals / "cascade"),
+            scores_dir=str(evals),
+            run_label=self.label,
+            **common,
         )
         return json.loads((evals / "attribute_scores.json").read_text())
-
-    def assemble(self, models: Path, attributes: Sequence[str], crop: bool) -> Path:
-        """The trained stages as one cascade checkpoint, built with this run's settings."""
-        o = self.overrides
-        lesion_size = list(o.get("lesion_size", [384, 512]))
-        return assemble_cascade(
-            models,
-            {
-                "attributes": list(attributes),
-                "archs": list(o.get("archs", ["unet", "linknet"])),
-                "encoder": o.get("encoder", "efficientnet-b0"),
-                "normalization": "imagenet" if o.get("encoder_weights") else "instance",
-                "lesion_size": lesion_size,
-                "crop_size": list(o.get("spatial_size", [384, 512])),
-                "offset": int(o.get("offset", 40)),
-                "crop": crop,
-                "inference_size": o.get("inference_size"),
-            },
-        )
