@@ -142,7 +142,7 @@ def run_experiment(
     )
     markdown += (
         f"\nData: {kind} at {root}. Scored: fold(s) {list(folds)} of {overrides.get('num_folds', 5)} of the training "
-        "split, the official ISIC Task 2 Jaccard at the original size; checkpoints and early stopping on a validation "
+        "split, scored the official ISIC Task 2 way at the original size; checkpoints and early stopping on a validation "
         f"split carved from the other folds. Epochs: {json.dumps(epochs)}. "
         f"Settings: {json.dumps(overrides, default=str)}.\n"
     )
