@@ -142,8 +142,8 @@ def run_experiment(
     )
     markdown += (
         f"\nData: {kind} at {root}. Scored: fold(s) {list(folds)} of {overrides.get('num_folds', 5)} of the training "
-        "split, scored the official ISIC Task 2 way at the original size; checkpoints and early stopping on a validation "
-        f"split carved from the other folds. Epochs: {json.dumps(epochs)}. "
+        "split, scored the official ISIC Task 2 way at the original size; checkpoints and early stopping on a "
+        f"validation split carved from the other folds. Epochs: {json.dumps(epochs)}. "
         f"Settings: {json.dumps(overrides, default=str)}.\n"
     )
     if not overrides.get("encoder_weights"):
