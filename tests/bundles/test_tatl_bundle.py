@@ -111,6 +111,8 @@ def test_checkpoints_and_cascade_layout(tatl_run):
         assert (models / "union" / arch / "model.pt").is_file()
         for name in ATTRIBUTES:
             assert (models / "attributes" / name / arch / "model.pt").is_file()
+    bundle_meta = json.loads((CONFIGS / "metadata.json").read_text())
+    assert json.loads((models / "metadata.json").read_text()) == bundle_meta  # ISIC 2018: the bundle's own channels
     settings = json.loads((models / "cascade.json").read_text())
     assert settings["untrained"] == [] and settings["lesion_size"] == [64, 64] and settings["offset"] == 7
     assert settings["inference_size"] is None and settings["normalization"] == "instance"
@@ -236,6 +238,14 @@ def test_isic2017_end_to_end(tmp_path):
     assert sorted(k for k in scores if k.islower() and "_average" not in k and k not in ("overall", "num_images")) == [
         "milia_like_cyst", "negative_network", "pigment_network", "streaks"
     ]  # fmt: skip
+    meta = json.loads((run / "models" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
+    assert meta["num_channels"] == 7 and meta["channel_def"]["3"] == "milia_like_cyst"
+    bundle(
+        "verify_net_in_out", "network_def",
+        "--meta_file", str(run / "models" / "metadata.json"),
+        "--config_file", str(CONFIGS / "inference.json"),
+        "--bundle_root", str(BUNDLE), "--models_dir", str(run / "models"), "--any", "48",
+    )  # fmt: skip
 
 
 def test_multi_gpu_ranks_stop_together(tmp_path):

@@ -57,12 +57,14 @@ def cascade_settings(models_dir: str | Path) -> dict:
     return {**DEFAULT_SETTINGS, **saved}
 
 
-def assemble_cascade(models_dir: str | Path, settings: Mapping) -> Path:
+def assemble_cascade(models_dir: str | Path, settings: Mapping, metadata: str | Path | None = None) -> Path:
     """
     Join the stage checkpoints under ``models_dir`` (``lesion/model.pt``, ``union/<arch>/model.pt``,
     ``attributes/<name>/<arch>/model.pt``) into one :class:`TATLCascadeNet` state dict ``models_dir/model.pt``
     plus ``cascade.json`` (how to build it). A stage that was not trained (an ablation) keeps its random weights
-    and is listed under ``"untrained"``. Returns the path of ``model.pt``.
+    and is listed under ``"untrained"``. With the bundle's ``metadata`` file, also writes ``metadata.json`` beside
+    the checkpoint with this cascade's output channels (ISIC 2017 cascades have no globules). Returns the path of
+    ``model.pt``.
     """
     models = Path(models_dir)
     settings = {**DEFAULT_SETTINGS, **settings}
@@ -86,4 +88,10 @@ def assemble_cascade(models_dir: str | Path, settings: Mapping) -> Path:
     torch.save(net.state_dict(), tmp)
     tmp.replace(target)
     write_text_atomic(json.dumps({**settings, "untrained": untrained}, indent=2), models / "cascade.json")
+    if metadata is not None:
+        meta = json.loads(Path(metadata).read_text())
+        pred = meta["network_data_format"]["outputs"]["pred"]
+        pred["num_channels"] = len(net.channels)
+        pred["channel_def"] = {str(i): name for i, name in enumerate(net.channels)}
+        write_text_atomic(json.dumps(meta, indent=4), models / "metadata.json")
     return target
