@@ -10,11 +10,8 @@ or has no equivalent. FLOPs count a multiply-add as two operations (torch.utils.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from monai_skinattr.networks import (
     EffFormerISCF,
@@ -26,8 +23,8 @@ from monai_skinattr.networks import (
     ResNet50AttentionUNet,
     SwinUNet,
     UNet,
-    count_parameters,
 )
+from monai_skinattr.networks.profile import profile_network
 
 
 def _smp(arch: str, encoder: str):
@@ -51,22 +48,6 @@ NETWORKS = [
 ]
 
 
-def measure(net: torch.nn.Module, size: tuple[int, int], repeats: int) -> tuple[int, float, float]:
-    """(parameters incl. BN statistics, GFLOPs, median latency in ms) at batch 1."""
-    net.eval()
-    x = torch.rand(1, 3, *size)
-    with torch.no_grad():
-        with FlopCounterMode(display=False) as counter:
-            net(x)
-        net(x)  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            net(x)
-            times.append((time.perf_counter() - start) * 1000)
-    return count_parameters(net), counter.get_total_flops() / 1e9, statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
@@ -79,13 +60,13 @@ def main() -> None:
     print("|---|---:|---:|---:|---|---:|---:|---:|")
     for name, build, smp_spec in NETWORKS:
         torch.manual_seed(0)
-        params, flops, ms = measure(build(), size, args.repeats)
+        params, flops, ms = profile_network(build(), size, args.repeats)
         row = f"| {name} | {params / 1e6:.2f} | {flops:.1f} | {ms:.0f} |"
         ref = _smp(*smp_spec) if smp_spec else None
         if ref is None:
             row += " - | - | - | - |"
         else:
-            r_params, r_flops, r_ms = measure(ref, size, args.repeats)
+            r_params, r_flops, r_ms = profile_network(ref, size, args.repeats)
             row += f" smp.{smp_spec[0]}({smp_spec[1]}) | {r_params / 1e6:.2f} | {r_flops:.1f} | {r_ms:.0f} |"
         print(row, flush=True)
 

@@ -23,6 +23,8 @@ from PIL import Image, ImageDraw
 from .data.io import write_bytes_atomic
 
 __all__ = [
+    "ERROR_COLORS",
+    "error_map",
     "PALETTE",
     "assign_colors",
     "overlay",
@@ -202,6 +204,28 @@ def comparison_panel(
     shown.append(titles[2])
     top = _titled(panels, shown)
     return np.concatenate([top, legend(palette, top.shape[1])], axis=0)
+
+
+#: colours of :func:`error_map`: true positives, false positives, false negatives.
+ERROR_COLORS = {"true positive": (60, 200, 60), "false positive": (255, 60, 60), "false negative": (40, 120, 255)}
+
+
+def error_map(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """
+    Where a binary ``prediction`` is right and wrong against ``truth``: true positives, false positives and false
+    negatives each in their own colour (:data:`ERROR_COLORS`) over ``image``, with a legend below.
+
+    .. code-block:: python
+
+        panel = error_map(photo, truth_mask, predicted_mask)
+        save_image_atomic(panel, "ISIC_0000001_errors.png")
+    """
+    rgb = _rgb(image)
+    t = _as_mask(truth, rgb.shape[:2], "truth")
+    p = _as_mask(prediction, rgb.shape[:2], "prediction")
+    masks = dict(zip(ERROR_COLORS, (t & p, ~t & p, t & ~p), strict=True))
+    shown = overlay(rgb, masks, ERROR_COLORS, alpha=alpha, outline=False)
+    return np.concatenate([shown, legend(ERROR_COLORS, shown.shape[1])], axis=0)
 
 
 def contact_sheet(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = (), tile: int = 160) -> np.ndarray:

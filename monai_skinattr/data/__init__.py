@@ -10,6 +10,7 @@ from .covidqu import covidqu_datalist
 from .folds import carve_validation, kfold
 from .idrid import idrid_datalist
 from .isic import ATTRIBUTES, isic_datalist
+from .prepare import image_datalist, lesion_splits, prepare_isic
 
 __all__ = [
     "ATTRIBUTES",
@@ -19,6 +20,9 @@ __all__ = [
     "covidqu_datalist",
     "folds",
     "idrid_datalist",
+    "image_datalist",
     "isic_datalist",
     "kfold",
+    "lesion_splits",
+    "prepare_isic",
 ]

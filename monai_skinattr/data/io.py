@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from PIL import Image
 
-__all__ = ["save_image_atomic", "save_nifti_atomic", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["save_image_atomic", "save_nifti_atomic", "write_bytes_atomic", "write_table", "write_text_atomic"]
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -53,3 +57,17 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> None:
     tmp = _tmp(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_table(
+    out_dir: str | Path, stem: str, markdown: str, header: Sequence[str], rows: Sequence[Sequence], data: object
+) -> None:
+    """``<stem>.md``, ``.csv`` and ``.json`` in ``out_dir`` (atomic)."""
+    out = Path(out_dir)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(markdown, out / f"{stem}.md")
+    write_text_atomic(buffer.getvalue(), out / f"{stem}.csv")
+    write_text_atomic(json.dumps(data, indent=2), out / f"{stem}.json")

@@ -1,5 +1,7 @@
 """Ignite handlers used by the bundles."""
 
+from .loss_curves import LossCurves
 from .precise_bn import PreciseBN
+from .segmentation_panels import SegmentationPanels
 
-__all__ = ["PreciseBN"]
+__all__ = ["LossCurves", "PreciseBN", "SegmentationPanels"]

@@ -15,8 +15,11 @@ from .dictionary import (
     UnionMaskd,
     UnionMaskDict,
 )
+from .io import SaveMaskd
+from .pipelines import lesion_preprocessing
 
 __all__ = [
+    "SaveMaskd",
     "LesionBBoxCrop",
     "LesionBBoxCropd",
     "LesionBBoxCropD",
@@ -34,5 +37,6 @@ __all__ = [
     "UnionMaskd",
     "UnionMaskD",
     "UnionMaskDict",
+    "lesion_preprocessing",
     "tile_positions",
 ]

@@ -1,13 +1,15 @@
 """TATL (Nguyen et al., Medical Image Analysis 2022): the cascade network, datalists, workflow and reports that the
 ``bundles/tatl`` configs call."""
 
-from .data import as_bool, attributes_of, image_datalist, prepare_dataset, split_datalists
+from monai_skinattr.data.prepare import image_datalist
+
+from .data import as_bool, attributes_of, prepare_dataset, split_datalists
 from .experiments import EXPERIMENTS, plan_experiment, pretext_scores, run_experiment
 from .models import DEFAULT_SETTINGS, assemble_cascade, cascade_settings, check_attribute, prepare_network
 from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, lesion_boxes
-from .report import attribute_table, score_cascade, summary_table, write_report, write_table
+from .report import attribute_table, score_cascade, summary_table, write_report
 from .stability import stability_figure
-from .transforms import SaveCascadeMasksd, SaveMaskd, load_transforms, with_lesions
+from .transforms import SaveCascadeMasksd, load_transforms, with_lesions
 from .workflow import TATLWorkflow, run_label
 
 __all__ = [
@@ -15,7 +17,6 @@ __all__ = [
     "EXPERIMENTS",
     "DEFAULT_SETTINGS",
     "SaveCascadeMasksd",
-    "SaveMaskd",
     "TATLCascadeNet",
     "TATLSegmenter",
     "TATLWorkflow",
@@ -40,5 +41,4 @@ __all__ = [
     "summary_table",
     "with_lesions",
     "write_report",
-    "write_table",
 ]

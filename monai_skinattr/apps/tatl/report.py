@@ -5,16 +5,13 @@ Functions return Markdown (and write CSV/JSON/Markdown when asked); callers prin
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from monai_skinattr.data.checks import DatasetLayoutError, read_2d
-from monai_skinattr.data.io import write_text_atomic
+from monai_skinattr.data.io import write_table
 from monai_skinattr.metrics import isic_task2_score
 
 __all__ = ["score_cascade", "attribute_table", "write_report", "summary_table", "write_table"]
@@ -52,18 +49,6 @@ def attribute_table(scores: Mapping, title: str = "") -> str:
     lines += ["| attribute | Jaccard | Dice |", "|---|---:|---:|"]
     lines += [f"| {r} | {scores[r]['jaccard']:.4f} | {scores[r]['dice']:.4f} |" for r in _rows(scores)]
     return "\n".join(lines) + "\n"
-
-
-def write_table(out_dir: str | Path, stem: str, markdown: str, header: Sequence[str], rows: Sequence[Sequence], data):
-    """``<stem>.md``, ``.csv`` and ``.json`` in ``out_dir`` (atomic)."""
-    out = Path(out_dir)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text_atomic(markdown, out / f"{stem}.md")
-    write_text_atomic(buffer.getvalue(), out / f"{stem}.csv")
-    write_text_atomic(json.dumps(data, indent=2), out / f"{stem}.json")
 
 
 def write_report(scores: Mapping, out_dir: str | Path, stem: str = "attribute_scores", title: str = "") -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 
+from monai_skinattr.data.io import write_table
 from monai_skinattr.losses import TverskyJaccardLoss
 from monai_skinattr.metrics import stability_bound
 from monai_skinattr.networks import load_stage_weights
@@ -16,7 +17,6 @@ from monai_skinattr.visualize import bar_chart
 
 from .data import attributes_of
 from .networks import TATLSegmenter
-from .report import write_table
 from .workflow import TATLWorkflow
 
 __all__ = ["stability_figure"]

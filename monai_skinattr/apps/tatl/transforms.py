@@ -13,9 +13,11 @@ from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, Scal
 from monai_skinattr.data.checks import DatasetLayoutError, read_2d
 from monai_skinattr.data.io import save_image_atomic
 from monai_skinattr.data.isic import COLORS
+from monai_skinattr.transforms.io import image_id as _image_id
+from monai_skinattr.transforms.io import mask8
 from monai_skinattr.visualize import comparison_panel
 
-__all__ = ["load_transforms", "with_lesions", "SaveMaskd", "SaveCascadeMasksd"]
+__all__ = ["load_transforms", "with_lesions", "SaveCascadeMasksd"]
 
 
 def load_transforms(keys: KeysCollection) -> list[Transform]:
@@ -44,33 +46,6 @@ def with_lesions(datalist: Sequence[dict], lesion_dir: str | Path, key: str = "l
     if missing:
         raise DatasetLayoutError(lesion_dir, missing)
     return out
-
-
-def _image_id(data: Mapping) -> str:
-    if "id" in data:
-        return str(data["id"])
-    meta = getattr(data.get("image"), "meta", {}) or {}
-    return Path(str(meta.get("filename_or_obj", "image"))).stem
-
-
-def _mask8(prob: torch.Tensor, threshold: float) -> np.ndarray:
-    return (prob.detach().cpu().numpy() >= threshold).astype(np.uint8) * 255
-
-
-class SaveMaskd(MapTransform):
-    """Write the first channel of ``keys`` as a 0/255 PNG ``<output_dir>/<id><suffix>`` (atomic)."""
-
-    def __init__(self, keys: KeysCollection, output_dir: str | Path, suffix: str, threshold: float = 0.5) -> None:
-        super().__init__(keys)
-        self.output_dir = Path(output_dir)
-        self.suffix = suffix
-        self.threshold = threshold
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            save_image_atomic(_mask8(d[key][0], self.threshold), self.output_dir / f"{_image_id(d)}{self.suffix}")
-        return d
 
 
 class SaveCascadeMasksd(MapTransform):
@@ -109,7 +84,7 @@ class SaveCascadeMasksd(MapTransform):
             pred = d[key]
             if pred.shape[0] != len(self.channels):
                 raise ValueError(f"'{key}' has {pred.shape[0]} channels, expected {len(self.channels)}.")
-            masks = {n: _mask8(pred[c], self.threshold) for c, n in enumerate(self.channels) if n != "background"}
+            masks = {n: mask8(pred[c], self.threshold) for c, n in enumerate(self.channels) if n != "background"}
             names = {"lesion": f"lesion/{image_id}_segmentation.png", "union": f"union/{image_id}_union.png"}
             for name, mask in masks.items():
                 path = names.get(name, f"attributes/{image_id}_attribute_{name}.png")

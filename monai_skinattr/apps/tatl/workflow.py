@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import monai.bundle
+from monai_skinattr.config import run_bundle
 
 from .data import as_bool, attributes_of, prepare_dataset
 
 __all__ = ["TATLWorkflow", "run_label"]
-
-logger = logging.getLogger(__name__)
 
 
 def run_label(stages: Sequence[int], overrides: Mapping | None = None) -> str:
@@ -89,17 +86,8 @@ class TATLWorkflow:
     def label(self) -> str:
         return run_label(self.stages, self.overrides)
 
-    def _config(self, *names: str) -> list[str]:
-        return [str(self.bundle_root / "configs" / n) for n in names]
-
     def _run(self, configs: Sequence[str], **override) -> None:
-        logger.info("running %s %s", configs[-1], {k: v for k, v in override.items() if k in ("arch", "attribute")})
-        monai.bundle.run(
-            config_file=self._config("common.json", *configs),
-            logging_file=str(self.bundle_root / "configs" / "logging.conf"),
-            bundle_root=str(self.bundle_root),
-            **{**self.overrides, **override},
-        )
+        run_bundle(self.bundle_root, ["common.json", *configs], **{**self.overrides, **override})
 
     def dataset(self) -> str:
         """The dataset folder (real, or the synthetic one generated on first use)."""
