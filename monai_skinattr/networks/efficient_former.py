@@ -1,9 +1,10 @@
 """Transformer U-Net with efficient attention and Inter-scale Context Fusion (ISCF), for skin lesions.
 
 Method 3 of the project (Eskandari & Lumpp, arXiv 2310.13604 / MIDL 2023): a hierarchical encoder of efficient
-transformer blocks on overlapping patch embeddings; ISCF fuses the attention contexts of every encoder stage into
+transformer blocks on overlapping patch embeddings; ISCF fuses the attention contexts of the encoder stages into
 one and lets each stage's queries read it, refining the skip features before the decoder joins them; the decoder
-expands patches back to full resolution.
+expands patches back to full resolution. The ablation switches of :class:`EffFormerISCF` (``skip``,
+``fused_scales``) give the paper's plain skip concatenation and its 1/2/3 fused scale pairs.
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ class EfficientAttention(nn.Module):
         key_channels: channels of keys and queries.
         value_channels: channels of values.
         heads: number of heads (splitting the key and value channels).
+        reproject: end with a 1x1 convolution back to ``channels``; ``False`` for uses (ISCF) that only take
+            :meth:`context_and_query` and would leave it untrained.
     """
 
-    def __init__(self, channels: int, key_channels: int, value_channels: int, heads: int = 1) -> None:
+    def __init__(
+        self, channels: int, key_channels: int, value_channels: int, heads: int = 1, reproject: bool = True
+    ) -> None:
         super().__init__()
         if key_channels % heads or value_channels % heads:
             raise ValueError(
@@ -49,7 +54,7 @@ class EfficientAttention(nn.Module):
         self.keys = nn.Conv2d(channels, key_channels, 1)
         self.queries = nn.Conv2d(channels, key_channels, 1)
         self.values = nn.Conv2d(channels, value_channels, 1)
-        self.reprojection = nn.Conv2d(value_channels, channels, 1)
+        self.reprojection = nn.Conv2d(value_channels, channels, 1) if reproject else nn.Identity()
         self.heads = heads
 
     def context_and_query(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,24 +121,39 @@ class InterScaleContextFusion(nn.Module):
     ISCF: every stage's features are mapped to a common width, their efficient-attention contexts (one small
     ``d x d`` matrix per stage) are weighted by a squeeze-excitation over the scales and merged into one context,
     and each stage's queries read that fused context; the result, mapped back to the stage's width, is added to
-    the stage's features. Returns the refined features, one per stage.
+    the stage's features. Returns the refined features, one per stage. Works for any number of scales >= 1 (with
+    one scale the stage's own context, re-weighted, is read back by its queries).
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import InterScaleContextFusion
+
+        iscf = InterScaleContextFusion([8, 16])
+        out = iscf([torch.rand(1, 8, 16, 16), torch.rand(1, 16, 8, 8)])
+        print([o.shape for o in out])  # [torch.Size([1, 8, 16, 16]), torch.Size([1, 16, 8, 8])]
 
     Args:
-        channels: channels of each encoder stage.
+        channels: channels of each fused stage (one entry per scale, at least one).
         dim: common width of the fused context (default: the widest stage).
     """
 
     def __init__(self, channels: Sequence[int], dim: int | None = None) -> None:
         super().__init__()
+        if len(channels) < 1:
+            raise ValueError("InterScaleContextFusion needs at least one scale (channels is empty).")
         dim = max(channels) if dim is None else dim
         n = len(channels)
         self.maps = nn.ModuleList([nn.Conv2d(c, dim, 1) for c in channels])
-        self.attns = nn.ModuleList([EfficientAttention(dim, dim, dim) for _ in channels])
+        self.attns = nn.ModuleList([EfficientAttention(dim, dim, dim, reproject=False) for _ in channels])
         self.back = nn.ModuleList([nn.Conv2d(dim, c, 1) for c in channels])
         self.excite = nn.Sequential(nn.Linear(n, n), nn.ReLU(inplace=True), nn.Linear(n, n), nn.Sigmoid())
         self.merge = nn.Conv2d(n, 1, 1)
+        self.scales = n
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        if len(features) != self.scales:
+            raise ValueError(f"InterScaleContextFusion expects {self.scales} feature maps, got {len(features)}.")
         contexts: list[torch.Tensor] = []
         queries: list[torch.Tensor] = []
         for i, (project, attn) in enumerate(zip(self.maps, self.attns)):
@@ -172,9 +192,19 @@ def _iscf_encoder(in_channels: int, dims: Sequence[int], depths: Sequence[int], 
 
 
 class _ISCFDecoder(nn.Module):
-    def __init__(self, dims: Sequence[int]) -> None:
+    """
+    Patch-expanding decoder. With ``skip="iscf"`` the ``fused_scales`` shallowest stage features are refined by
+    :class:`InterScaleContextFusion` and the deeper ones pass through unchanged; with ``skip="concat"`` no ISCF is
+    built and every stage feature is joined raw.
+    """
+
+    def __init__(self, dims: Sequence[int], skip: str = "iscf", fused_scales: int | None = None) -> None:
         super().__init__()
-        self.iscf = InterScaleContextFusion(dims)
+        fused_scales = len(dims) if fused_scales is None else fused_scales
+        self.iscf: InterScaleContextFusion | None = (
+            InterScaleContextFusion(dims[:fused_scales]) if skip == "iscf" else None
+        )
+        self.fused_scales = fused_scales
         levels = list(range(len(dims) - 2, -1, -1))
         self.ups = nn.ModuleList([_Expand(dims[i + 1], dims[i], 2) for i in levels])
         self.fuse = nn.ModuleList(
@@ -184,7 +214,9 @@ class _ISCFDecoder(nn.Module):
         self.out_channels = dims[0]
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        refined = self.iscf(features)
+        refined = features
+        if self.iscf is not None:
+            refined = self.iscf(features[: self.fused_scales]) + features[self.fused_scales :]
         x = refined[-1]
         n = len(refined)
         for i, (up, fuse) in enumerate(zip(self.ups, self.fuse)):
@@ -198,7 +230,21 @@ class EffFormerISCF(EncoderDecoder):
     patch embedding, then 3x3/stride-2 ones, each stage ``depths[i]`` efficient transformer blocks (efficient
     attention + Mix-FFN, pre-LayerNorm). :class:`InterScaleContextFusion` refines the stage features; the decoder
     expands patches x2, joins the refined skip (concatenation + linear fusion), and ends with a x4 patch expanding
-    and a 1x1 head. Outputs logits (train with BCE); height and width must be divisible by ``4 * 2**(stages-1)``.
+    and a 1x1 head. Outputs logits (train with BCE); height and width must be divisible by ``4 * 2**(stages-1)``
+    (16 with three stages: 224 x 224 and 384 x 384 both work).
+
+    Ablation switches (the paper's "ISCF vs skip concatenation" and "1/2/3 fused scale pairs"); their defaults
+    give the full model, unchanged:
+
+    - ``skip="concat"`` builds no ISCF module: the decoder joins the raw encoder features (plain U-Net skip
+      concatenation, fewer parameters); ``fused_scales`` is then only validated.
+    - ``fused_scales=k`` (with ``skip="iscf"``) fuses the contexts of the ``k`` *shallowest* (highest-resolution)
+      stages, ``dims[:k]``; the deeper stages, the bottleneck included, pass through ISCF untouched and are
+      joined raw as with ``"concat"``. The fused context width is the widest fused stage, ``max(dims[:k])``.
+      The paper's summary does not say which scale pairs come first; the shallow ones are chosen because their
+      skips carry the widest encoder-decoder semantic gap that ISCF is meant to close, and because the
+      ``k = 1`` variant then still refines a skip the decoder concatenates (the deepest stage is the bottleneck,
+      not a skip).
 
     .. code-block:: python
 
@@ -208,12 +254,25 @@ class EffFormerISCF(EncoderDecoder):
         net = EffFormerISCF(in_channels=3, out_channels=1)
         print(net(torch.rand(1, 3, 224, 224)).shape)  # torch.Size([1, 1, 224, 224])
 
+        # ablations: plain skip concatenation, and ISCF over the two shallowest stages only
+        concat = EffFormerISCF(skip="concat")
+        two_scales = EffFormerISCF(skip="iscf", fused_scales=2)
+
     Args:
         in_channels: input channels.
         out_channels: output channels (logits).
         dims: channels of the encoder stages.
         depths: efficient transformer blocks per stage.
         heads: attention heads in the encoder blocks.
+        skip: ``"iscf"`` (ISCF refines the skip features, the default) or ``"concat"`` (plain concatenation of
+            the raw encoder features, no ISCF module).
+        fused_scales: number of stages (encoder-decoder scale pairs) fused by ISCF, shallowest first,
+            ``1 <= fused_scales <= len(dims)``; default 3 (every stage of the default three-stage model).
+
+    Raises:
+        ValueError: when ``dims`` and ``depths`` differ in length or have fewer than two entries, when ``skip``
+            is neither ``"iscf"`` nor ``"concat"``, or when ``fused_scales`` is not an integer in
+            ``[1, len(dims)]``.
     """
 
     def __init__(
@@ -223,14 +282,24 @@ class EffFormerISCF(EncoderDecoder):
         dims: Sequence[int] = (128, 320, 512),
         depths: Sequence[int] = (2, 2, 2),
         heads: int = 1,
+        skip: str = "iscf",
+        fused_scales: int = 3,
     ) -> None:
         if len(dims) != len(depths) or len(dims) < 2:
             raise ValueError(f"dims and depths need the same length >= 2, got {dims} and {depths}.")
+        if skip not in ("iscf", "concat"):
+            raise ValueError(f"skip must be 'iscf' or 'concat', got {skip!r}.")
+        if isinstance(fused_scales, bool) or not isinstance(fused_scales, int) or not 1 <= fused_scales <= len(dims):
+            raise ValueError(
+                f"fused_scales must be an integer in [1, len(dims)] = [1, {len(dims)}], got {fused_scales!r}."
+            )
         super().__init__(
             _iscf_encoder(in_channels, dims, depths, heads),
-            _ISCFDecoder(dims),
+            _ISCFDecoder(dims, skip, fused_scales),
             nn.Conv2d(dims[0], out_channels, kernel_size=1),
         )
+        self.skip = skip
+        self.fused_scales = fused_scales
         self.multiple = 4 * 2 ** (len(dims) - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -226,18 +226,35 @@ class EfficientNetEncoder(nn.Module):
         return features
 
 
+def _check_pretrained_channels(name: str, in_channels: int, weights: str | Path | None) -> None:
+    """Pretrained weights fix the first convolution to 3 input channels: refuse any other ``in_channels`` with them."""
+    if weights is not None and in_channels != 3:
+        raise ValueError(
+            f"{name}: the weights '{weights}' have a first convolution for 3 (RGB) input channels, which cannot be "
+            f"reused for in_channels={in_channels}; give 3-channel input (e.g. repeat a grey channel) or use "
+            "weights=None (a randomly initialised first convolution for any in_channels)."
+        )
+
+
 class ResNet50Encoder(nn.Module):
     """
     torchvision ResNet50 features at 1/2 (64), 1/4 (256), 1/8 (512), 1/16 (1024) and 1/32 (2048). Registered as
     ``"resnet50"``.
 
     Args:
-        in_channels: input channels (a new first convolution when not 3).
-        weights: optional local torchvision ResNet50 state dict, loaded strictly apart from the ``fc.*`` keys.
+        in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
+            ``weights`` it must be 3.
+        weights: optional local torchvision ResNet50 state dict, e.g. ``resnet50-11ad3fa6.pth`` (``IMAGENET1K_V2``,
+            ``https://download.pytorch.org/models/resnet50-11ad3fa6.pth``), loaded strictly apart from the ``fc.*``
+            keys: missing, unexpected or differently shaped tensors raise ``ValueError``. Nothing is downloaded.
+
+    Raises:
+        ValueError: ``weights`` with ``in_channels != 3``, or weights that do not fit.
     """
 
     def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
         super().__init__()
+        _check_pretrained_channels(type(self).__name__, in_channels, weights)
         net = resnet50(weights=None)
         if weights is not None:
             _load_strict(net, _state_dict(weights), weights, ("fc.",))
@@ -258,29 +275,54 @@ class ResNet50Encoder(nn.Module):
         return features
 
 
-#: ``features`` index ranges of the five MobileNetV2 stages (outputs 16@1/2, 24@1/4, 32@1/8, 96@1/16, 320@1/32).
+#: ``features`` index ranges of the five MobileNetV2 stages (outputs 16@1/2, 24@1/4, 32@1/8, 96@1/16, 320@1/32;
+#: the last one ends at 19 instead of 18 with the final 320 -> 1280 convolution ``features[18]``).
 _MOBILENET_STAGES = ((0, 2), (2, 4), (4, 7), (7, 14), (14, 18))
 
 
 class MobileNetV2Encoder(StagedEncoder):
     """
-    torchvision MobileNetV2 ``features`` split into five stages (the final 1x1 conv to 1280 is not used).
-    Registered as ``"mobilenet_v2"``.
+    torchvision MobileNetV2 ``features`` split into five stages, ``features[0:2]`` (16 channels, 1/2), ``[2:4]``
+    (24, 1/4), ``[4:7]`` (32, 1/8), ``[7:14]`` (96, 1/16) and ``[14:18]`` (320, 1/32), or ``[14:19]`` (1280, 1/32)
+    with ``last_conv=True``. Registered as ``"mobilenet_v2"`` (without the final convolution unless
+    ``last_conv=True`` is passed).
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import MobileNetV2Encoder
+
+        enc = MobileNetV2Encoder(last_conv=True)  # weights="mobilenet_v2-7ebf99e0.pth" for ImageNet
+        print([f.shape[1] for f in enc(torch.rand(1, 3, 64, 64))])  # [16, 24, 32, 96, 1280]
 
     Args:
-        in_channels: input channels (a new first convolution when not 3).
-        weights: optional local torchvision MobileNetV2 state dict, loaded strictly apart from the ``classifier.*``
-            keys.
+        in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
+            ``weights`` it must be 3.
+        weights: optional local torchvision MobileNetV2 state dict: ``mobilenet_v2-7ebf99e0.pth``
+            (``IMAGENET1K_V2``, ``https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth``) or
+            ``mobilenet_v2-b0353104.pth`` (``IMAGENET1K_V1``,
+            ``https://download.pytorch.org/models/mobilenet_v2-b0353104.pth``), or any saved ``mobilenet_v2()``
+            state dict. Loaded strictly apart from the ``classifier.*`` keys: missing, unexpected or differently
+            shaped tensors raise ``ValueError``. Nothing is downloaded.
+        last_conv: keep torchvision's final 1x1 convolution 320 -> 1280 (``features[18]``, Conv-BN-ReLU6) at the
+            end of the last stage, as the whole of ``mobilenet_v2().features`` (2,223,872 parameters).
+
+    Raises:
+        ValueError: ``weights`` with ``in_channels != 3``, or weights that do not fit.
     """
 
-    def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
+    def __init__(self, in_channels: int = 3, weights: str | Path | None = None, last_conv: bool = False) -> None:
+        _check_pretrained_channels(type(self).__name__, in_channels, weights)
         net = mobilenet_v2(weights=None)
         if weights is not None:
             _load_strict(net, _state_dict(weights), weights, ("classifier.",))
         if in_channels != 3:
             net.features[0][0] = nn.Conv2d(in_channels, 32, kernel_size=3, stride=2, padding=1, bias=False)
-        stages = [nn.Sequential(*net.features[a:b]) for a, b in _MOBILENET_STAGES]
-        super().__init__(stages, [16, 24, 32, 96, 320])
+        bounds = list(_MOBILENET_STAGES)
+        if last_conv:
+            bounds[-1] = (bounds[-1][0], len(net.features))
+        stages = [nn.Sequential(*net.features[a:b]) for a, b in bounds]
+        super().__init__(stages, [16, 24, 32, 96, net.last_channel if last_conv else 320])
 
 
 def _efficientnet_factory(model_name: str) -> Callable[..., nn.Module]:

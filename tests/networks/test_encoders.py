@@ -87,3 +87,35 @@ def test_torchvision_encoder_weights_strict(cls, ignored, tmp_path):
     with pytest.raises(ValueError, match="lack"):
         cls(weights=tmp_path / "renamed.pth")
     assert any(k.startswith(ignored) for k in state)
+
+
+@pytest.mark.parametrize("cls", [ResNet50Encoder, MobileNetV2Encoder], ids=["resnet50", "mobilenet_v2"])
+def test_torchvision_encoder_in_channels(cls, tmp_path):
+    from torchvision.models import mobilenet_v2, resnet50
+
+    for in_channels in (1, 4):  # without weights: a new first convolution
+        enc = cls(in_channels=in_channels).eval()
+        assert next(iter(enc.parameters())).shape[1] == in_channels
+        assert [f.shape[1] for f in enc(torch.rand(1, in_channels, 64, 64))] == enc.out_channels
+    torch.save((resnet50 if cls is ResNet50Encoder else mobilenet_v2)(weights=None).state_dict(), tmp_path / "w.pth")
+    for in_channels in (1, 4):  # the pretrained first convolution is never replaced silently
+        with pytest.raises(ValueError, match=f"{cls.__name__}: .*3 \\(RGB\\).*in_channels={in_channels}"):
+            cls(in_channels=in_channels, weights=tmp_path / "w.pth")
+    assert cls(in_channels=3, weights=tmp_path / "w.pth").out_channels[-1] in (2048, 320)
+
+
+def test_resnet50_attention_unet_in_channels_with_weights(tmp_path):
+    from torchvision.models import resnet50
+
+    from monai_skinattr.networks import ResNet50AttentionUNet
+
+    torch.save(resnet50(weights=None).state_dict(), tmp_path / "r50.pth")
+    with pytest.raises(ValueError, match="in_channels=1"):
+        ResNet50AttentionUNet(in_channels=1, encoder_weights=tmp_path / "r50.pth")
+
+
+def test_mobilenet_v2_encoder_last_conv():
+    assert MobileNetV2Encoder().out_channels[-1] == 320
+    enc = get_encoder("mobilenet_v2", last_conv=True)
+    assert enc.out_channels == [16, 24, 32, 96, 1280]
+    assert sum(p.numel() for p in enc.parameters()) == 2_223_872

@@ -2,10 +2,7 @@ import pytest
 import torch
 
 from monai_skinattr.networks import (
-    EffFormerISCF,
-    EfficientAttention,
     FCDenseNet,
-    InterScaleContextFusion,
     MobileNetV2UNet,
     ResNet50AttentionUNet,
     SwinUNet,
@@ -93,40 +90,3 @@ def test_fc_densenet_103_size_and_same_size_output(tmp_path):
     for shape in ((1, 3, 32, 32), (2, 3, 13, 17)):
         assert net(torch.rand(*shape)).shape == shape
     _roundtrip(net, torch.rand(1, 3, 13, 17), tmp_path)
-
-
-def test_efficient_attention_matches_its_equations():
-    torch.manual_seed(0)
-    attn = EfficientAttention(channels=6, key_channels=4, value_channels=4, heads=2)
-    x = torch.rand(2, 6, 3, 5)
-    q = attn.queries(x).reshape(2, 2, 2, 15)
-    k = attn.keys(x).reshape(2, 2, 2, 15)
-    v = attn.values(x).reshape(2, 2, 2, 15)
-    heads = []
-    for h in range(2):
-        qh = q[:, h].softmax(dim=1)  # over channels
-        kh = k[:, h].softmax(dim=2)  # over tokens
-        heads.append((kh @ v[:, h].transpose(1, 2)).transpose(1, 2) @ qh)
-    expected = attn.reprojection(torch.cat(heads, dim=1).reshape(2, 4, 3, 5))
-    torch.testing.assert_close(attn(x), expected)
-    with pytest.raises(ValueError, match="divide by heads"):
-        EfficientAttention(4, 3, 4, heads=2)
-
-
-def test_iscf_refines_every_scale():
-    iscf = InterScaleContextFusion([8, 16, 32])
-    feats = [torch.rand(1, 8, 16, 16), torch.rand(1, 16, 8, 8), torch.rand(1, 32, 4, 4)]
-    out = iscf(feats)
-    assert [o.shape for o in out] == [f.shape for f in feats]
-    assert all(not torch.equal(o, f) for o, f in zip(out, feats, strict=True))
-
-
-def test_eff_former_iscf(tmp_path):
-    net = EffFormerISCF(in_channels=3, out_channels=2, dims=(8, 16, 32), depths=(1, 1, 1))
-    x = torch.rand(1, 3, 64, 48)
-    assert [f.shape[1:] for f in net.encoder(x)] == [(8, 16, 12), (16, 8, 6), (32, 4, 3)]
-    assert net(x).shape == (1, 2, 64, 48)
-    _roundtrip(net, x, tmp_path)
-    with pytest.raises(ValueError, match="divisible"):
-        net(torch.rand(1, 3, 40, 40))
-    assert round(count_parameters(EffFormerISCF()) / 1e6, 1) == 16.6
