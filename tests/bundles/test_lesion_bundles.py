@@ -48,7 +48,7 @@ def mobilenet_run(tmp_path_factory):
 
 def test_three_phases_table(mobilenet_run):
     work, stdout = mobilenet_run
-    assert "| phase | lr | val loss | IoU | Dice | ISIC thr. Jaccard |" in stdout
+    assert "| phase | lr | lowest val loss | IoU | Dice | ISIC thr. Jaccard |" in stdout
     for row in ("| encoder frozen | 0.001 |", "| stage 4 open | 0.0001 |", "| all layers open | 0.0001 |"):
         assert row in stdout
     assert (

@@ -62,10 +62,12 @@ def run_ablation(
             "latency_ms": ms,
             **_metrics(test_dir),
         }
-    return ablation_table(results, workdir)
+    data = overrides.get("dataset_dir", "the bundle's synthetic ISIC 2018 data")
+    epochs = overrides.get("max_epochs", 100)
+    return ablation_table(results, workdir, f"ISCF ablation, from scratch, {epochs} epochs; test split of {data}")
 
 
-def ablation_table(results: Mapping[str, Mapping], out_dir: str | Path | None = None) -> str:
+def ablation_table(results: Mapping[str, Mapping], out_dir: str | Path | None = None, title: str = "") -> str:
     """Markdown table: parameters, GFLOPs, latency (batch 1, CPU), test Dice, Jaccard and ISIC thresholded Jaccard."""
     header = ["variant", "input", "params (M)", "GFLOPs", "latency (ms)", "Dice", "Jaccard", "ISIC thr. Jaccard"]
     rows = [
@@ -81,7 +83,8 @@ def ablation_table(results: Mapping[str, Mapping], out_dir: str | Path | None = 
         ]  # fmt: skip
         for label, r in results.items()
     ]
-    markdown = "| " + " | ".join(header) + " |\n|---|---|" + "---:|" * (len(header) - 2) + "\n"
+    markdown = (f"**{title}**\n\n" if title else "") + "| " + " | ".join(header) + " |\n|---|---|"
+    markdown += "---:|" * (len(header) - 2) + "\n"
     markdown += "".join("| " + " | ".join(row) + " |\n" for row in rows)
     if out_dir is not None:
         write_table(out_dir, "ablation", markdown, header, rows, {k: dict(v) for k, v in results.items()})

@@ -35,7 +35,7 @@ def _metrics(folder: Path) -> dict[str, float]:
 
 
 def _best_val_loss(folder: Path) -> float:
-    """The validation loss at the best epoch's checkpoint (lowest validation loss recorded by ``LossCurves``)."""
+    """The lowest validation loss of the phase (recorded per epoch by ``LossCurves``)."""
     with open(folder / "loss_curves.csv") as f:
         return min(float(r["val_loss"]) for r in csv.DictReader(f))
 
@@ -69,13 +69,17 @@ def run_phases(bundle_root: str | Path, workdir: str | Path, overrides: Mapping 
             "trainable": count_parameters(net, bn_statistics=False, trainable_only=True),
             "non_trainable": count_parameters(net, bn_statistics=False) - count_parameters(net, False, True),
         }
-    return phase_table(results, work)
+    weights = (overrides or {}).get("encoder_weights") or ""
+    start = f"ImageNet encoder ({Path(weights).name})" if weights else "random encoder (no ImageNet encoder_weights)"
+    data = (overrides or {}).get("dataset_dir", "the bundle's synthetic ISIC 2016 data")
+    title = f"MobileNetV2 U-Net, three phases, {start}; test split of {data}"
+    return phase_table(results, work, title)
 
 
-def phase_table(results: Mapping[str, Mapping[str, float]], out_dir: str | Path | None = None) -> str:
+def phase_table(results: Mapping[str, Mapping[str, float]], out_dir: str | Path | None = None, title: str = "") -> str:
     """The report's table: per phase the validation loss, test IoU (Jaccard) and Dice, and the parameter split;
     plus the ISIC Task 1 thresholded Jaccard, sensitivity and specificity."""
-    header = ["phase", "lr", "val loss", "IoU", "Dice", "ISIC thr. Jaccard", "sensitivity", "specificity",
+    header = ["phase", "lr", "lowest val loss", "IoU", "Dice", "ISIC thr. Jaccard", "sensitivity", "specificity",
               "trainable params", "non-trainable params"]  # fmt: skip
     rows = []
     for phase, r in results.items():
@@ -83,7 +87,8 @@ def phase_table(results: Mapping[str, Mapping[str, float]], out_dir: str | Path 
         rows.append([name, f"{lr:g}", f"{r['val_loss']:.4f}", f"{r['test_jaccard']:.4f}", f"{r['test_dice']:.4f}",
                      f"{r['test_threshold_jaccard']:.4f}", f"{r['test_sensitivity']:.4f}",
                      f"{r['test_specificity']:.4f}", f"{r['trainable']:,}", f"{r['non_trainable']:,}"])  # fmt: skip
-    markdown = "| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1) + "\n"
+    markdown = (f"**{title}**\n\n" if title else "") + "| " + " | ".join(header) + " |\n|---|"
+    markdown += "---:|" * (len(header) - 1) + "\n"
     markdown += "".join("| " + " | ".join(row) + " |\n" for row in rows)
     if out_dir is not None:
         write_table(out_dir, "phases", markdown, header, rows, {k: dict(v) for k, v in results.items()})
