@@ -13,7 +13,15 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-__all__ = ["save_image_atomic", "save_nifti_atomic", "write_bytes_atomic", "write_table", "write_text_atomic"]
+__all__ = [
+    "markdown_table",
+    "read_metrics_csv",
+    "save_image_atomic",
+    "save_nifti_atomic",
+    "write_bytes_atomic",
+    "write_table",
+    "write_text_atomic",
+]
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -71,3 +79,18 @@ def write_table(
     write_text_atomic(markdown, out / f"{stem}.md")
     write_text_atomic(buffer.getvalue(), out / f"{stem}.csv")
     write_text_atomic(json.dumps(data, indent=2), out / f"{stem}.json")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence], title: str = "", text_columns: int = 1) -> str:
+    """A Markdown table (bold ``title`` above when given); the first ``text_columns`` are left-aligned, the rest
+    right-aligned numbers."""
+    head = f"**{title}**\n\n" if title else ""
+    align = "|" + "---|" * text_columns + "---:|" * (len(header) - text_columns)
+    lines = ["| " + " | ".join(header) + " |", align, *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+    return head + "\n".join(lines) + "\n"
+
+
+def read_metrics_csv(folder: str | Path) -> dict[str, float]:
+    """The metrics MONAI's ``MetricsSaver`` wrote to ``<folder>/metrics.csv`` (``name,value`` rows)."""
+    with open(Path(folder) / "metrics.csv") as f:
+        return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) == 2}

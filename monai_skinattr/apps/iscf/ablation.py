@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from pathlib import Path
 
 from monai_skinattr.config import as_bool, run_bundle
-from monai_skinattr.data.io import write_table
+from monai_skinattr.data.io import markdown_table, read_metrics_csv, write_table
 from monai_skinattr.networks import EffFormerISCF
 from monai_skinattr.networks.profile import profile_network
 
@@ -20,11 +19,6 @@ VARIANTS = {
     "ISCF, 1 scale pair": {"skip": "iscf", "fused_scales": 1},
     "skip concatenation (no ISCF)": {"skip": "concat", "fused_scales": 3},
 }
-
-
-def _metrics(folder: Path) -> dict[str, float]:
-    with open(folder / "metrics.csv") as f:
-        return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) == 2}
 
 
 def run_ablation(
@@ -60,7 +54,7 @@ def run_ablation(
             "params": params,
             "gflops": gflops,
             "latency_ms": ms,
-            **_metrics(test_dir),
+            **read_metrics_csv(test_dir),
         }
     data = overrides.get("dataset_dir", "the bundle's synthetic ISIC 2018 data")
     epochs = overrides.get("max_epochs", 100)
@@ -83,9 +77,7 @@ def ablation_table(results: Mapping[str, Mapping], out_dir: str | Path | None = 
         ]  # fmt: skip
         for label, r in results.items()
     ]
-    markdown = (f"**{title}**\n\n" if title else "") + "| " + " | ".join(header) + " |\n|---|---|"
-    markdown += "---:|" * (len(header) - 2) + "\n"
-    markdown += "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    markdown = markdown_table(header, rows, title, text_columns=2)
     if out_dir is not None:
         write_table(out_dir, "ablation", markdown, header, rows, {k: dict(v) for k, v in results.items()})
     return markdown

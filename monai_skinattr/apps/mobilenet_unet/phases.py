@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from monai_skinattr.config import run_bundle
-from monai_skinattr.data.io import write_table
+from monai_skinattr.data.io import markdown_table, read_metrics_csv, write_table
 from monai_skinattr.networks import MobileNetV2UNet, count_parameters, load_stage_weights
 
 __all__ = ["PHASES", "prepare_network", "run_phases", "phase_table"]
@@ -26,12 +26,6 @@ def prepare_network(net: MobileNetV2UNet, init_checkpoint: str | Path = "", phas
     if init_checkpoint:
         load_stage_weights(net, init_checkpoint, strict=True)
     return net.set_trainable(phase)
-
-
-def _metrics(folder: Path) -> dict[str, float]:
-    """MONAI ``MetricsSaver``'s ``metrics.csv`` (``name,value`` rows)."""
-    with open(folder / "metrics.csv") as f:
-        return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) == 2}
 
 
 def _best_val_loss(folder: Path) -> float:
@@ -65,7 +59,7 @@ def run_phases(bundle_root: str | Path, workdir: str | Path, overrides: Mapping 
         net = prepare_network(MobileNetV2UNet(), "", phase)
         results[phase] = {
             "val_loss": _best_val_loss(evals / phase),
-            **_metrics(test_dir),
+            **read_metrics_csv(test_dir),
             "trainable": count_parameters(net, bn_statistics=False, trainable_only=True),
             "non_trainable": count_parameters(net, bn_statistics=False) - count_parameters(net, False, True),
         }
@@ -87,9 +81,7 @@ def phase_table(results: Mapping[str, Mapping[str, float]], out_dir: str | Path 
         rows.append([name, f"{lr:g}", f"{r['val_loss']:.4f}", f"{r['test_jaccard']:.4f}", f"{r['test_dice']:.4f}",
                      f"{r['test_threshold_jaccard']:.4f}", f"{r['test_sensitivity']:.4f}",
                      f"{r['test_specificity']:.4f}", f"{r['trainable']:,}", f"{r['non_trainable']:,}"])  # fmt: skip
-    markdown = (f"**{title}**\n\n" if title else "") + "| " + " | ".join(header) + " |\n|---|"
-    markdown += "---:|" * (len(header) - 1) + "\n"
-    markdown += "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    markdown = markdown_table(header, rows, title, text_columns=1)
     if out_dir is not None:
         write_table(out_dir, "phases", markdown, header, rows, {k: dict(v) for k, v in results.items()})
     return markdown
