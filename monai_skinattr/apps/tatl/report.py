@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_skinattr.data.checks import DatasetLayoutError, read_2d
-from monai_skinattr.data.io import write_table
+from monai_skinattr.data.io import markdown_table, write_table
 from monai_skinattr.metrics import isic_task2_score
 
 __all__ = ["score_cascade", "attribute_table", "write_report", "summary_table", "write_table"]
@@ -45,10 +45,8 @@ def _rows(scores: Mapping) -> list[str]:
 
 def attribute_table(scores: Mapping, title: str = "") -> str:
     """Markdown table of one run's per-attribute Jaccard and Dice with the macro and micro (ISIC overall) means."""
-    lines = [f"**{title}**\n"] if title else []
-    lines += ["| attribute | Jaccard | Dice |", "|---|---:|---:|"]
-    lines += [f"| {r} | {scores[r]['jaccard']:.4f} | {scores[r]['dice']:.4f} |" for r in _rows(scores)]
-    return "\n".join(lines) + "\n"
+    rows = [[r, f"{scores[r]['jaccard']:.4f}", f"{scores[r]['dice']:.4f}"] for r in _rows(scores)]
+    return markdown_table(["attribute", "Jaccard", "Dice"], rows, title)
 
 
 def write_report(scores: Mapping, out_dir: str | Path, stem: str = "attribute_scores", title: str = "") -> str:
@@ -83,10 +81,7 @@ def summary_table(
             summary[label][r] = [float(values.mean()), std, len(values)]
     folds = {len(results[k]) for k in labels}
     head = f"**{title}** ({metric}, mean ± std over {'/'.join(map(str, sorted(folds)))} fold(s))\n\n" if title else ""
-    lines = ["| attribute | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for r in rows:
-        cells = [f"{summary[k][r][0]:.4f} ± {summary[k][r][1]:.4f}" for k in labels]
-        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    cells = [[r, *[f"{summary[k][r][0]:.4f} ± {summary[k][r][1]:.4f}" for k in labels]] for r in rows]
     csv_rows = [["metric", "attribute", *[f"{k} {s}" for k in labels for s in ("mean", "std")]]]
     csv_rows += [[metric, r, *[f"{summary[k][r][i]:.6f}" for k in labels for i in (0, 1)]] for r in rows]
-    return head + "\n".join(lines) + "\n", csv_rows, summary
+    return head + markdown_table(["attribute", *labels], cells), csv_rows, summary

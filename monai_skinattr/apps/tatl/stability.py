@@ -9,7 +9,7 @@ from pathlib import Path
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 
-from monai_skinattr.data.io import write_table
+from monai_skinattr.data.io import markdown_table, write_table
 from monai_skinattr.losses import TverskyJaccardLoss
 from monai_skinattr.metrics import stability_bound
 from monai_skinattr.networks import load_stage_weights
@@ -83,13 +83,12 @@ def stability_figure(
                 values[name][init] = math.nan
                 notes.append(f"{name}/{init}: {err}")
     inits_run = list(next(iter(values.values())))
-    lines = ["| attribute | " + " | ".join(inits_run) + " |", "|---|" + "---:|" * len(inits_run)]
-    for name, row in values.items():
-        cells = ["n/a" if math.isnan(row[i]) else f"{row[i]:.4f}" for i in inits_run]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cells = [
+        [name, *["n/a" if math.isnan(row[i]) else f"{row[i]:.4f}" for i in inits_run]] for name, row in values.items()
+    ]
     m = "all" if max_samples is None else f"at most {max_samples}"
     markdown = f"**TATL Figure 7: stability bound x 100 ({arch}, {m} training samples, c = {c}, |K| = "
-    markdown += f"{num_hypotheses}, fold {fold})**\n\n" + "\n".join(lines) + "\n"
+    markdown += f"{num_hypotheses}, fold {fold})**\n\n" + markdown_table(["attribute", *inits_run], cells)
     if not weights:
         markdown += "\nImageNet column not run: no encoder_weights given.\n"
     if notes:
