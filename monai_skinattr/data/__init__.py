@@ -7,10 +7,12 @@ from . import folds
 from .acdc import acdc_datalist
 from .checks import DatasetLayoutError
 from .covidqu import covidqu_datalist
+from .cvc import cvc_colondb_datalist
 from .folds import carve_validation, kfold
 from .idrid import idrid_datalist
 from .isic import ATTRIBUTES, isic_datalist
 from .prepare import image_datalist, lesion_splits, prepare_isic
+from .shenzhen import shenzhen_datalist
 
 __all__ = [
     "ATTRIBUTES",
@@ -18,6 +20,7 @@ __all__ = [
     "acdc_datalist",
     "carve_validation",
     "covidqu_datalist",
+    "cvc_colondb_datalist",
     "folds",
     "idrid_datalist",
     "image_datalist",
@@ -25,4 +28,5 @@ __all__ = [
     "kfold",
     "lesion_splits",
     "prepare_isic",
+    "shenzhen_datalist",
 ]

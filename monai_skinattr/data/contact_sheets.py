@@ -20,10 +20,12 @@ from ..visualize import contact_sheet, legend, overlay
 from .acdc import acdc_datalist
 from .checks import read_2d
 from .covidqu import covidqu_datalist
+from .cvc import cvc_colondb_datalist
 from .idrid import idrid_datalist
 from .io import save_image_atomic
 from .isic import COLORS as ISIC_COLORS
 from .isic import isic_datalist
+from .shenzhen import shenzhen_datalist
 
 __all__ = ["COLORS", "dataset_contact_sheet"]
 
@@ -36,6 +38,7 @@ COLORS = {
     "microaneurysms": (0, 255, 255),
     "infection": (0, 255, 255),
     "lung": (255, 60, 60),
+    "polyp": (0, 255, 120),
 }
 Rows = list[list[np.ndarray]]
 
@@ -83,8 +86,9 @@ def dataset_contact_sheet(
     dataset: str, root: str | Path, path: str | Path, split: str | None = None, n: int = 6, tile: int = 160
 ) -> Path:
     """
-    Write a PNG of ``n`` samples of a dataset folder (``"isic"``, ``"acdc"``, ``"idrid"`` or ``"covidqu"``, in
-    the readers' layouts) with their masks overlaid and a legend of the colours below. Returns ``path``.
+    Write a PNG of ``n`` samples of a dataset folder (``"isic"``, ``"acdc"``, ``"idrid"``, ``"covidqu"``,
+    ``"shenzhen"`` or ``"cvc_colondb"``, in the readers' layouts) with their masks overlaid and a legend of the
+    colours below. Returns ``path``.
 
     .. code-block:: python
 
@@ -105,8 +109,17 @@ def dataset_contact_sheet(
             for r, e in zip(_pair_rows(data, "infection"), data, strict=True)
         ]
         titles, names = ["radiograph", "infection", "lungs"], ["infection", "lung"]
+    elif dataset == "shenzhen":
+        rows, titles, names = (
+            _pair_rows(shenzhen_datalist(root, validate=False)[:n], "lung"),
+            ["radiograph", "lungs"],
+            ["lung"],
+        )
+    elif dataset == "cvc_colondb":
+        data = cvc_colondb_datalist(root, validate=False)[:n]
+        rows, titles, names = _pair_rows(data, "polyp"), ["colonoscopy frame", "polyp"], ["polyp"]
     else:
-        raise ValueError(f"unknown dataset '{dataset}'; use isic, acdc, idrid or covidqu.")
+        raise ValueError(f"unknown dataset '{dataset}'; use isic, acdc, idrid, covidqu, shenzhen or cvc_colondb.")
     if not rows:
         raise ValueError(f"no samples to show in '{root}' ({dataset}, split {split or 'default'}).")
     sheet = contact_sheet(rows, titles, tile)

@@ -29,10 +29,13 @@ from .acdc import LABELS as ACDC_LABELS
 from .checks import partial_marker
 from .covidqu import CLASSES as COVID_CLASSES
 from .covidqu import SPLITS as COVID_SPLITS
+from .cvc import FOLDER as CVC_FOLDER
 from .idrid import GROUNDTRUTHS, IMAGES, LESIONS
 from .idrid import SPLITS as IDRID_SPLITS
 from .io import save_image_atomic, save_nifti_atomic, write_text_atomic
 from .isic import ATTRIBUTES, LAYOUTS
+from .shenzhen import IMAGES as SHENZHEN_IMAGES
+from .shenzhen import MASKS as SHENZHEN_MASKS
 
 __all__ = [
     "ISIC2018_FREQUENCIES",
@@ -40,6 +43,8 @@ __all__ = [
     "make_acdc",
     "make_idrid",
     "make_covidqu",
+    "make_shenzhen",
+    "make_cvc_colondb",
     "is_complete",
     "is_partial",
     "isic_sample",
@@ -539,6 +544,95 @@ def make_covidqu(
     return root
 
 
+# ------------------------------------------------------------------------------------------------------ Shenzhen
+
+
+def make_shenzhen(
+    root: str | Path, n: int = 12, size: tuple[int, int] = (256, 256), seed: int = 0, progress: bool = True
+) -> Path:
+    """
+    Write ``n`` synthetic chest radiographs with lung masks in the Shenzhen layout: ``CXR_png/CHNCXR_NNNN_T.png``
+    (grey-scale) and ``mask/CHNCXR_NNNN_T_mask.png`` (both lungs, 0/255). As in the real set, the first half are
+    normal (``T`` = 0) and the rest show tuberculosis (``T`` = 1, drawn as hazy patches in the lungs). Every
+    image has a mask. The set has no splits (its marker files use the split name ``"training"``).
+
+    .. code-block:: python
+
+        from monai_skinattr.data import shenzhen_datalist, synthetic
+
+        root = synthetic.make_shenzhen("data/shenzhen_synthetic", n=4, size=(64, 64))
+        print(len(shenzhen_datalist(root)))  # 4
+    """
+    root = Path(root)
+    params = {"n": n, "size": list(size), "seed": seed}
+    _mark_started(root, "shenzhen", "training", **params)
+    image_dir, mask_dir = root / SHENZHEN_IMAGES, root / SHENZHEN_MASKS[0]
+    rng_root = np.random.SeedSequence([seed, 662])
+    for k, child in tqdm(list(enumerate(rng_root.spawn(n))), desc="synthetic Shenzhen", disable=not progress):
+        tuberculosis = k >= (n + 1) // 2
+        image, lungs, _ = _chest(np.random.default_rng(child), size, infected=tuberculosis)
+        image_id = f"CHNCXR_{k + 1:04d}_{int(tuberculosis)}"
+        save_image_atomic(image, image_dir / f"{image_id}.png")
+        save_image_atomic(_mask8(lungs), mask_dir / f"{image_id}_mask.png")
+    _mark_complete(root, "shenzhen", "training", **params)
+    return root
+
+
+# --------------------------------------------------------------------------------------------------- CVC-ColonDB
+
+
+def _colonoscopy(rng, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Colonoscopy frame: reddish mucosa lit from the centre, dark lumen, folds, one domed polyp, specular spots."""
+    h, w = shape
+    short = min(h, w)
+    yy, xx = _grid(shape)
+    light = np.clip(1 - 0.55 * ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (0.6 * max(h, w)) ** 2, 0.3, 1)
+    mucosa = np.asarray([205, 95, 80], np.float32) * rng.uniform(0.85, 1.05, 3)
+    image = mucosa * (light * (1 + 0.06 * _smooth_noise(rng, shape, short / 10)))[..., None]
+    folds = np.abs(_smooth_noise(rng, shape, short / 12)) < 0.12
+    _paint(image, folds, [120, 40, 35], 0.5)
+    lumen, _ = _blob(rng, shape, _random_points(rng, np.ones(shape, bool), 1)[0], short * 0.12, 0.3)
+    _paint(image, lumen, [25, 8, 8], ndimage.gaussian_filter(lumen.astype(np.float32), short / 30))
+    margin = np.zeros(shape, bool)
+    margin[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
+    polyp, rho = _blob(rng, shape, _random_points(rng, margin, 1)[0], short * rng.uniform(0.1, 0.18), 0.15)
+    dome = np.asarray([245, 150, 125], np.float32) * (0.75 + 0.35 * np.clip(1 - rho, 0, 1))[..., None]
+    edge = ndimage.gaussian_filter(polyp.astype(np.float32), max(1.0, short / 100))[..., None]
+    image = image * (1 - edge) + dome * edge
+    glints = _disks(shape, _random_points(rng, np.ones(shape, bool), int(rng.integers(3, 8))), max(1.0, short / 80))
+    _paint(image, glints, [255, 250, 245], 0.9)
+    image += 3 * rng.standard_normal((h, w, 1)).astype(np.float32)
+    return _to_uint8(image), polyp
+
+
+def make_cvc_colondb(
+    root: str | Path, n: int = 12, size: tuple[int, int] = (256, 288), seed: int = 0, progress: bool = True
+) -> Path:
+    """
+    Write ``n`` synthetic colonoscopy frames with polyp masks in the CVC-ColonDB layout:
+    ``CVC-ColonDB/images/1.png ... n.png`` (RGB) and ``CVC-ColonDB/masks/1.png ...`` (0/255), one polyp per frame.
+    The set has no splits (its marker files use the split name ``"training"``).
+
+    .. code-block:: python
+
+        from monai_skinattr.data import cvc_colondb_datalist, synthetic
+
+        root = synthetic.make_cvc_colondb("data/cvc_synthetic", n=4, size=(64, 64))
+        print(len(cvc_colondb_datalist(root)))  # 4
+    """
+    root = Path(root)
+    params = {"n": n, "size": list(size), "seed": seed}
+    _mark_started(root, "cvc_colondb", "training", **params)
+    folder = root / CVC_FOLDER
+    rng_root = np.random.SeedSequence([seed, 300])
+    for k, child in tqdm(list(enumerate(rng_root.spawn(n))), desc="synthetic CVC-ColonDB", disable=not progress):
+        image, polyp = _colonoscopy(np.random.default_rng(child), size)
+        save_image_atomic(image, folder / "images" / f"{k + 1}.png")
+        save_image_atomic(_mask8(polyp), folder / "masks" / f"{k + 1}.png")
+    _mark_complete(root, "cvc_colondb", "training", **params)
+    return root
+
+
 # ------------------------------------------------------------------------------------------------- bookkeeping
 
 
@@ -584,11 +678,18 @@ MAKERS: dict[str, Callable[..., Path]] = {
     "acdc": make_acdc,
     "idrid": make_idrid,
     "covidqu": make_covidqu,
+    "shenzhen": make_shenzhen,
+    "cvc_colondb": make_cvc_colondb,
 }
+#: datasets with no official splits: one folder, whose marker files use the split name "training".
+SPLITLESS = ("shenzhen", "cvc_colondb")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m monai_skinattr.data.synthetic {isic,acdc,idrid,covidqu} --root DIR --n N``."""
+    """
+    Command line: ``python -m monai_skinattr.data.synthetic {isic,acdc,idrid,covidqu,shenzhen,cvc_colondb} --root DIR
+    --n N``.
+    """
     parser = argparse.ArgumentParser(prog="python -m monai_skinattr.data.synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("dataset", choices=sorted(MAKERS))
     parser.add_argument("--root", required=True, help="folder to write the dataset layout into")
@@ -609,6 +710,8 @@ def main(argv: list[str] | None = None) -> None:
         kwargs["size"] = tuple(args.size)
     if args.dataset == "isic":
         kwargs["year"] = args.year
+    if args.dataset in SPLITLESS and kwargs.pop("split", "training") != "training":
+        parser.error(f"{args.dataset} has no splits; drop --split (hold a test set out with data.carve_validation)")
     root = MAKERS[args.dataset](args.root, **kwargs)
     print(f"wrote synthetic {args.dataset} to {root}")
     if args.sheet:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from monai.losses import SSIMLoss
 
 from monai_skinattr.losses import SSIML1Loss, TverskyJaccardLoss
 
@@ -67,3 +68,50 @@ def test_ssim_l1():
     assert SSIML1Loss()(x, x).item() == pytest.approx(0.0, abs=1e-6)
     diff = SSIML1Loss(lambda_l1=2.0)(x, y) - SSIML1Loss(lambda_l1=0.0)(x, y)
     assert diff.item() == pytest.approx(2.0 * (x - y).abs().mean().item(), abs=1e-6)
+
+
+def _perturbed(seed=0):
+    """Targets outside [0, 1], as gradient perturbation makes them, with a noisy prediction of them."""
+    g = torch.Generator().manual_seed(seed)
+    target = torch.rand(3, 2, 24, 24, generator=g) * 2.2 - 0.5
+    target[0, 0, 0, 0], target[0, 0, 0, 1] = -0.5, 1.7  # sample 0 spans exactly [-0.5, 1.7]
+    target[1] *= 0.3  # the samples have different ranges
+    return target + 0.2 * torch.randn(target.shape, generator=g), target
+
+
+def test_ssim_l1_range_from_targets():
+    x, y = _perturbed()
+    loss = SSIML1Loss(lambda_l1=0.0)
+    assert loss(y, y).item() == pytest.approx(0.0, abs=1e-6)
+    assert SSIML1Loss()(y, y).item() == pytest.approx(0.0, abs=1e-6)
+    # per-sample range: the mean of MONAI's SSIMLoss with each sample's own explicit range
+    ranges = [(t.max() - t.min()).item() for t in y]
+    assert ranges[0] == pytest.approx(2.2)
+    expected = np.mean(
+        [SSIMLoss(2, data_range=r, win_size=7)(x[i : i + 1], y[i : i + 1]).item() for i, r in enumerate(ranges)]
+    )
+    assert loss(x, y).item() == pytest.approx(expected, abs=1e-6)
+    # SSIM is invariant to scaling both images when the range comes from the targets, not with a fixed range
+    assert loss(5 * x, 5 * y).item() == pytest.approx(loss(x, y).item(), abs=1e-5)
+    fixed = SSIML1Loss(lambda_l1=0.0, data_range=2.2)
+    assert abs(fixed(5 * x, 5 * y).item() - fixed(x, y).item()) > 1e-3
+
+
+def test_ssim_l1_explicit_range_is_monai_ssim_loss():
+    x, y = _perturbed(1)
+    for data_range in (1.0, 2.2):
+        ours = SSIML1Loss(lambda_l1=0.5, data_range=data_range)(x, y).item()
+        ref = SSIMLoss(2, data_range=data_range, win_size=7)(x, y).item() + 0.5 * (x - y).abs().mean().item()
+        assert ours == pytest.approx(ref, abs=1e-6)
+    with pytest.raises(ValueError, match="data_range must be positive"):
+        SSIML1Loss(data_range=0.0)
+
+
+def test_ssim_l1_constant_target_hand_value():
+    # a constant target has range 0, so 1.0 is used: c1 = (0.01 * 1.0) ** 2 and, with no contrast in either image,
+    # SSIM = (2 * 0.01 * 0.02 + c1) / (0.01 ** 2 + 0.02 ** 2 + c1) = 5 / 6 (it would be 4 / 5 with a tiny range)
+    x, y = torch.full((1, 1, 9, 9), 0.01, requires_grad=True), torch.full((1, 1, 9, 9), 0.02)
+    loss = SSIML1Loss(lambda_l1=0.0)(x, y)
+    assert loss.item() == pytest.approx(1 / 6, abs=1e-4)
+    loss.backward()
+    assert torch.isfinite(x.grad).all()
