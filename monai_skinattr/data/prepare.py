@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..config import as_bool
@@ -12,7 +12,7 @@ from .checks import DatasetLayoutError
 from .folds import carve_validation
 from .isic import LAYOUTS, detect_year, isic_datalist
 
-__all__ = ["prepare_isic", "lesion_splits", "image_datalist"]
+__all__ = ["ensure_synthetic", "prepare_isic", "lesion_splits", "image_datalist"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +40,8 @@ def prepare_isic(
             truth), or other data where synthetic data was asked for.
     """
     root = Path(dataset_dir).expanduser()
-    own = root.resolve() == Path(synthetic_dir).expanduser().resolve()
-    if own or as_bool(make_synthetic, "make_synthetic"):
-        ours = any(synthetic.is_complete(root, "isic", s) or synthetic.is_partial(root, "isic", s) for s in splits)
-        if not ours and root.is_dir() and any(root.iterdir()):
-            raise DatasetLayoutError(
-                root, ["make_synthetic: the folder holds other data; synthetic data only goes into a new or empty one"]
-            )
-        for split in splits:
-            if not synthetic.is_complete(root, "isic", split):
-                logger.info("generating synthetic ISIC %s data in %s", split, root)
-                synthetic.make_isic(root, split=split, **dict(synthetic_params or {}))
-        return str(root)
+    if root.resolve() == Path(synthetic_dir).expanduser().resolve() or as_bool(make_synthetic, "make_synthetic"):
+        return ensure_synthetic(root, synthetic_dir, "isic", synthetic.make_isic, synthetic_params, True, splits)
     expected = ", ".join(sorted({layout["images"].format(split="Training") for layout in LAYOUTS.values()}))
     if not root.is_dir():
         raise DatasetLayoutError(root, [f"dataset_dir does not exist; expected a folder holding {expected}"])
@@ -110,3 +100,40 @@ def image_datalist(folder: str | Path) -> list[dict]:
     if not files:
         raise DatasetLayoutError(root, ["no .jpg/.png photos found"])
     return [{"image": str(p), "id": p.stem} for p in files]
+
+
+def ensure_synthetic(
+    dataset_dir: str | Path,
+    synthetic_dir: str | Path,
+    dataset: str,
+    make: Callable[..., object],
+    synthetic_params: Mapping | None = None,
+    make_synthetic: object = False,
+    splits: Sequence[str] | None = None,
+) -> str:
+    """
+    ``dataset_dir``, with the synthetic twin of ``dataset`` generated there when it is the bundle's own
+    ``synthetic_dir`` or ``make_synthetic`` is true and the twin is not complete yet: ``make(root, split=s,
+    **synthetic_params)`` for each of ``splits``, or ``make(root, **synthetic_params)`` for a dataset without splits
+    (``None``; its markers use the split name ``"training"``). Synthetic data never goes into a folder that holds
+    other data; a real folder is returned unchanged for its reader to validate.
+
+    .. code-block:: python
+
+        root = ensure_synthetic("/data/CVC-ColonDB", "bundle/data/cvc", "cvc_colondb", synthetic.make_cvc_colondb)
+    """
+    root = Path(dataset_dir).expanduser()
+    own = root.resolve() == Path(synthetic_dir).expanduser().resolve()
+    if not (own or as_bool(make_synthetic, "make_synthetic")):
+        return str(root)
+    marked = splits or ["training"]
+    ours = any(synthetic.is_complete(root, dataset, s) or synthetic.is_partial(root, dataset, s) for s in marked)
+    if not ours and root.is_dir() and any(root.iterdir()):
+        raise DatasetLayoutError(
+            root, ["make_synthetic: the folder holds other data; synthetic data only goes into a new or empty one"]
+        )
+    for split in marked:
+        if not synthetic.is_complete(root, dataset, split):
+            logger.info("generating synthetic %s %s data in %s", dataset, split, root)
+            make(root, **({"split": split} if splits else {}), **dict(synthetic_params or {}))
+    return str(root)
