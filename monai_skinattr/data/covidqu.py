@@ -4,7 +4,9 @@
 
     from monai_skinattr.data.covidqu import covidqu_datalist
 
-    train = covidqu_datalist("/data/COVID-QU-Ex", split="train", classes=("COVID-19",))
+    # the thesis' sets: training = official Train + Val (2330 COVID-19 images), test = official Test (583)
+    train = covidqu_datalist("/data/COVID-QU-Ex", split="train+val", classes=("COVID-19",))
+    test = covidqu_datalist("/data/COVID-QU-Ex", split="test", classes=("COVID-19",))
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def covidqu_datalist(
 
     Args:
         root: the ``Infection Segmentation Data`` folder or a folder holding it.
-        split: ``"train"``, ``"val"`` or ``"test"``.
+        split: ``"train"``, ``"val"`` or ``"test"``, or several joined by ``"+"`` (their entries in turn):
+            ``"train+val"`` with ``classes=("COVID-19",)`` is the pretraining-length thesis' training set (2330
+            images in the real data; its test set is ``"test"``, 583 images, and it uses no healthy images).
         classes: subset of ``CLASSES`` to include.
         validate: decode every file and check mask sizes and values.
 
@@ -47,8 +51,11 @@ def covidqu_datalist(
         DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks, or an
             interrupted synthetic generation.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got '{split}'.")
+    parts = split.split("+")
+    if not set(parts) <= set(SPLITS) or len(set(parts)) < len(parts):
+        raise ValueError(f"split must be one of {list(SPLITS)} or several of them joined by '+', got '{split}'.")
+    if len(parts) > 1:
+        return [e for part in parts for e in covidqu_datalist(root, part, classes, validate)]
     unknown = set(classes) - set(CLASSES)
     if unknown:
         raise ValueError(f"unknown classes {sorted(unknown)}; COVID-QU-Ex has {CLASSES}.")

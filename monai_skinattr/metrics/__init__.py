@@ -1,8 +1,14 @@
-"""Metrics: ISIC challenge scoring, encoder robustness (transferability) and loss curvature."""
+"""Metrics: ISIC challenge scoring, encoder robustness and the transferability indicator score, loss curvature."""
 
 from .isic import ISICTask1Metric, ISICTask2Metric, binarize, confusion, isic_task1_score, isic_task2_score
 from .stability import hessian_spectral_norm, per_sample_hessian_norms, stability_bound, stability_bound_terms
-from .transferability import default_views, robustness_score, select_offline, select_online
+from .transferability import (
+    default_views,
+    robustness_score,
+    select_offline,
+    select_online,
+    transferability_indicator_score,
+)
 
 __all__ = [
     "ISICTask1Metric",
@@ -19,4 +25,5 @@ __all__ = [
     "select_online",
     "stability_bound",
     "stability_bound_terms",
+    "transferability_indicator_score",
 ]

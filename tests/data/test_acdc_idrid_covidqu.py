@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -97,6 +98,21 @@ def test_covidqu_classes_and_empty_infection(tmp_path):
         covidqu_datalist(root)
     with pytest.raises(ValueError, match="unknown classes"):
         covidqu_datalist(root, classes=("Flu",))
+
+
+def test_covidqu_thesis_training_set_is_train_plus_val(tmp_path):
+    for split, n in (("train", 6), ("val", 3), ("test", 3)):
+        synthetic.make_covidqu(tmp_path, n=n, size=(32, 32), split=split, progress=False)
+    train, val = covidqu_datalist(tmp_path, "train"), covidqu_datalist(tmp_path, "val")
+    merged = covidqu_datalist(tmp_path, "train+val", classes=("COVID-19",))
+    assert [e["id"] for e in merged] == [e["id"] for e in train + val if e["class"] == "COVID-19"]
+    assert [e["id"] for e in merged] == ["covid_19_train_0000", "covid_19_train_0003", "covid_19_val_0000"]
+    assert Path(merged[-1]["image"]).parts[-4:-1] == ("Val", "COVID-19", "images")
+    test = covidqu_datalist(tmp_path, "test", classes=("COVID-19",))
+    assert [e["id"] for e in test] == ["covid_19_test_0000"]
+    for bad in ("train+train", "train+holdout", "trainval"):
+        with pytest.raises(ValueError, match="joined by '\\+'"):
+            covidqu_datalist(tmp_path, bad)
 
 
 def test_command_line_writes_dataset_and_contact_sheet(tmp_path, capsys):

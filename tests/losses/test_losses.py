@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from monai.losses import SSIMLoss
+from monai.losses import DiceLoss, SSIMLoss
 
-from monai_skinattr.losses import SSIML1Loss, TverskyJaccardLoss
+from monai_skinattr.losses import BatchDiceLoss, SSIML1Loss, TverskyJaccardLoss
 
 
 def _reference(logits, target, beta=0.6, s=1.0, lt=0.5, lj=0.5):
@@ -115,3 +115,45 @@ def test_ssim_l1_constant_target_hand_value():
     assert loss.item() == pytest.approx(1 / 6, abs=1e-4)
     loss.backward()
     assert torch.isfinite(x.grad).all()
+
+
+def _dice_loss(tp, y2, p2, eps=1e-5):
+    """Thesis Eq. 1.10 from hand-counted sums: 1 - (2 Σ y ŷ + ε) / (Σ y² + Σ ŷ² + ε)."""
+    return 1 - (2 * tp + eps) / (y2 + p2 + eps)
+
+
+def test_batch_dice_binary_hand_value():
+    # p = sigmoid(logit) = .75, .5 on image 0 (truth 1, 0) and .25, .25 on image 1 (empty truth); sums over the batch:
+    # foreground Σyp = .75, Σy² = 1, Σp² = .9375; background (1 - p, 1 - y) Σ = 2, Σ = 3, Σ = 1.4375
+    logits = torch.log(torch.tensor([[3.0, 1.0], [1 / 3, 1 / 3]])).reshape(2, 1, 1, 2)
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.0]]).reshape(2, 1, 1, 2)
+    foreground, background = _dice_loss(0.75, 1.0, 0.9375), _dice_loss(2.0, 3.0, 1.4375)
+    assert (foreground, background) == pytest.approx((7 / 31, 7 / 71), abs=1e-4)
+    assert BatchDiceLoss()(logits, target).item() == pytest.approx((foreground + background) / 2, abs=1e-6)
+    # MONAI's loss on the one sigmoid channel is the foreground term alone, not Eq. 2.10
+    monai_foreground = DiceLoss(sigmoid=True, squared_pred=True, batch=True)(logits, target).item()
+    assert monai_foreground == pytest.approx(foreground, abs=1e-6)
+    # integer labels give the same value
+    assert BatchDiceLoss()(logits, target.long()).item() == pytest.approx((foreground + background) / 2, abs=1e-6)
+
+
+def test_batch_dice_multiclass_hand_value():
+    # softmax of (log 2, 0, 0) = (.5, .25, .25) on a class-0 pixel, of (0, 0, log 2) = (.25, .25, .5) on a class-2
+    # pixel: classes 0 and 2 have Σyp = .5, Σy² = 1, Σp² = .3125; class 1 is absent with Σp² = .125
+    logits = torch.log(torch.tensor([[2.0, 1.0], [1.0, 1.0], [1.0, 2.0]])).reshape(1, 3, 1, 2)
+    target = torch.tensor([0, 2]).reshape(1, 1, 1, 2)
+    per_class = [_dice_loss(0.5, 1.0, 0.3125), _dice_loss(0.0, 0.0, 0.125), _dice_loss(0.5, 1.0, 0.3125)]
+    assert per_class[0] == pytest.approx(5 / 21, abs=1e-5) and per_class[1] == pytest.approx(1.0, abs=1e-4)
+    loss = BatchDiceLoss()(logits, target).item()
+    assert loss == pytest.approx(sum(per_class) / 3, abs=1e-6)
+    assert BatchDiceLoss(smooth=0.0)(logits, target).item() == pytest.approx(31 / 63, abs=1e-6)
+
+
+def test_batch_dice_finite_gradients():
+    torch.manual_seed(0)
+    for channels, target in ((1, torch.zeros(2, 1, 8, 8)), (4, torch.randint(0, 4, (2, 1, 8, 8)))):
+        logits = (30 * torch.randn(2, channels, 8, 8)).requires_grad_()  # saturated probabilities too
+        loss = BatchDiceLoss()(logits, target)
+        loss.backward()
+        assert torch.isfinite(loss) and 0 <= loss.item() <= 1
+        assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0

@@ -1,8 +1,11 @@
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from monai.data import Dataset
+from monai.transforms import RandGaussianNoise
 from torch import nn
 
 from monai_skinattr.metrics import (
@@ -13,6 +16,7 @@ from monai_skinattr.metrics import (
     select_online,
     stability_bound,
     stability_bound_terms,
+    transferability_indicator_score,
 )
 from monai_skinattr.networks import EffUNet
 
@@ -21,53 +25,156 @@ def _identity_encoder(x):
     return [x, x]
 
 
+def _same(x):
+    return x
+
+
 def _one_hot_images(n):
-    images = torch.zeros(n, 1, n, 1)
-    for i in range(n):
-        images[i, 0, i, 0] = 1.0
-    return images
+    return [torch.eye(n)[i].reshape(n, 1, 1) for i in range(n)]
 
 
-def test_orthogonal_images_are_perfectly_robust():
-    # anchor == positive (identity views); every negative is another, orthogonal image: hinge 0
+def test_robustness_hand_values():
+    # two images, so the negative of each is the other; identical views: d(anchor, positive) = 0 and the hinge is
+    # max(0, margin - d(x0, x1)). x0 = (1, 2, 3), x1 = (3, 1, 2): cos = 11/14, mean squared difference 6/3 = 2,
+    # centred (-1, 0, 1) and (1, -1, 0) give Pearson -1/2
+    images = [torch.tensor([1.0, 2.0, 3.0]).reshape(3, 1, 1), torch.tensor([3.0, 1.0, 2.0]).reshape(3, 1, 1)]
+    score = partial(robustness_score, _identity_encoder, images, views=_same)
+    assert score() == pytest.approx(1 - (0.5 - 3 / 14))  # 5/7
+    assert score(pool=False) == pytest.approx(5 / 7)
+    assert score(distance="l2", margin=2.5) == pytest.approx(1 - 0.5)
+    assert score(distance="l2") == 1.0
+    assert score(distance="pearson", margin=2.0) == pytest.approx(1 - 0.5)
+    assert score(distance="pearson", margin=1.0) == 1.0
+
+
+def test_negative_is_never_the_anchor():
+    # orthogonal images and identical views: hinge 0 for any other image, the full margin for the anchor itself
     images = _one_hot_images(5)
-    loader = [images[:4], images[4:]]  # the single-image batch takes its negative from the batch before
-    assert robustness_score(_identity_encoder, loader, pool=False, views=lambda x: x) == 1.0
+    for seed in range(20):
+        assert robustness_score(_identity_encoder, images, pool=False, views=_same, seed=seed, batch_size=2) == 1.0
+    same = [torch.ones(1, 2, 2)] * 3  # every other image looks like the anchor: hinge = margin
+    assert robustness_score(_identity_encoder, same, views=_same, margin=0.2) == pytest.approx(0.8)
 
 
-def test_identical_images_give_margin_hinge():
-    # negatives look exactly like the anchor: hinge = margin everywhere
-    loader = [torch.ones(3, 1, 4, 4)]
-    assert robustness_score(_identity_encoder, loader, views=lambda x: x, margin=0.5) == pytest.approx(0.5)
-    assert robustness_score(_identity_encoder, loader, views=lambda x: x, margin=0.2) == pytest.approx(0.8)
+def test_negative_view_is_drawn_independently():
+    # image i is the constant 10 i and each view adds its own uniform offset: every view the encoder sees is distinct,
+    # so with two images each appears three times (anchor, positive, and the other image's negative)
+    seen = []
+
+    def recording_encoder(x):
+        seen.extend(x.flatten().tolist())
+        return [x, x]
+
+    images = [torch.zeros(1, 1, 1), torch.full((1, 1, 1), 10.0)]
+    robustness_score(recording_encoder, images, views=lambda x: x + torch.rand(()), batch_size=1)
+    assert len(seen) == len(set(seen)) == 6
+    assert sorted(v // 10 for v in seen) == [0, 0, 0, 1, 1, 1]
+
+
+class _Levels(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.first = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.second = nn.Conv2d(4, 4, 3, stride=2)
+
+    def forward(self, x):
+        first = self.first(x)
+        return [first, self.second(first)]
+
+
+def test_robustness_is_independent_of_batching_and_global_state():
+    encoder = _Levels().train()
+    images = [torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(k)) for k in range(7)]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    reference = robustness_score(encoder, images, seed=3, batch_size=16)
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is left as it was
+    assert encoder.training  # mode restored
+    for batch_size in (1, 3, 7):
+        torch.manual_seed(batch_size)
+        assert robustness_score(encoder, images, seed=3, batch_size=batch_size) == pytest.approx(reference, abs=1e-6)
+    as_dicts = Dataset([{"image": im, "id": k} for k, im in enumerate(images)])  # a MONAI dataset of dicts
+    assert robustness_score(encoder, as_dicts, seed=3, batch_size=4) == pytest.approx(reference, abs=1e-6)
+    assert robustness_score(encoder, images, seed=4) != reference
+    assert 1.0 - 0.5 - 2.0 <= reference <= 1.0
+    # MONAI random transforms as views are seeded per view too
+    noise = RandGaussianNoise(prob=1.0, std=0.1)
+    with_noise = robustness_score(encoder, images, views=noise, level=0, pool=False, batch_size=2)
+    assert robustness_score(encoder, images, views=noise, level=0, pool=False, batch_size=5) == pytest.approx(
+        with_noise, abs=1e-6
+    )
 
 
 def test_real_encoder_score_is_reproducible_and_bounded():
     net = EffUNet()
-    torch.manual_seed(0)
-    loader = [torch.rand(3, 3, 32, 32), {"image": torch.rand(2, 3, 32, 32)}]
-    a = robustness_score(net.encoder, loader, seed=1)
-    assert a == robustness_score(net.encoder, loader, seed=1)
+    images = [torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    a = robustness_score(net.encoder, images, seed=1)
+    assert a == robustness_score(net.encoder, images, seed=1, batch_size=2)
     assert 1.0 - 0.5 - 2.0 <= a <= 1.0
     assert net.training  # mode restored
 
 
 def test_robustness_errors():
     with pytest.raises(ValueError, match="at least two images"):
-        robustness_score(_identity_encoder, [torch.ones(1, 1, 2, 2)], views=lambda x: x)
+        robustness_score(_identity_encoder, [torch.ones(1, 2, 2)], views=_same)
     with pytest.raises(ValueError, match="distance"):
-        robustness_score(_identity_encoder, [], distance="l1")
+        robustness_score(_identity_encoder, _one_hot_images(2), distance="l1")
 
 
-def test_checkpoint_selection():
-    scores = [0.9, 0.5, 0.6, 0.55, 0.8, 0.7]
-    assert select_offline(scores) == 0
-    assert select_offline(scores[1:]) == 3
-    assert select_online(scores) == 2  # first local maximum after the random init
-    assert select_online([0.1, 0.7, 0.6]) == 1
-    assert select_online([0.1, 0.2, 0.3]) == 2  # never falls: last checkpoint
-    with pytest.raises(ValueError):
+def test_offline_selection():
+    assert select_offline([0.9, 0.5, 0.6, 0.55, 0.8, 0.7]) == 0  # the random init competes offline
+    assert select_offline([0.5, 0.6, 0.55, 0.8, 0.7]) == 3
+    assert select_offline([0.5, 0.7, 0.7]) == 1  # tie: the earliest
+    with pytest.raises(ValueError, match="no scores"):
+        select_offline([])
+
+
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ([0.9, 0.5, 0.6, 0.55, 0.8, 0.7], 2),  # the random init (index 0) is disregarded however high
+        ([0.9, 0.8, 0.7, 0.6], 1),  # falls right after the first checkpoint
+        ([0.1, 0.2, 0.3], 2),  # monotone increasing: never falls, the last checkpoint
+        ([0.1, 0.5, 0.5, 0.4], 2),  # plateau then fall: the plateau's last checkpoint, where it stops
+        ([0.1, 0.5, 0.5, 0.6, 0.3], 3),  # a plateau that rises again is no maximum
+        ([0.1, 0.4, 0.4, 0.4], 3),  # plateau to the end
+        ([0.7, 0.3], 1),  # one checkpoint: it
+    ],
+)
+def test_online_selection(scores, expected):
+    assert select_online(scores) == expected
+
+
+def test_online_selection_needs_a_checkpoint():
+    with pytest.raises(ValueError, match="random-init score and at least one checkpoint"):
         select_online([0.1])
+
+
+def test_transferability_indicator_score_hand_table():
+    # index 0 = random init, then checkpoints; best Dice 0.90 at index 2
+    dice = [0.80, 0.85, 0.90, 0.88]
+    robustness = [0.70, 0.60, 0.65, 0.68]
+    assert transferability_indicator_score(dice, robustness=robustness) == pytest.approx(0.80 / 0.90)  # offline: 0
+    online = select_online(robustness)  # never falls after the first checkpoint: the last
+    assert online == 3
+    assert transferability_indicator_score(dice, selected=online) == pytest.approx(0.88 / 0.90)
+    assert transferability_indicator_score(dice, selected=0) == pytest.approx(0.80 / 0.90)  # no pretraining
+    assert transferability_indicator_score(dice, robustness=[0.1, 0.2, 0.9, 0.3]) == 1.0
+    assert transferability_indicator_score(dice, robustness=[0.1, 0.9, 0.9, 0.3]) == pytest.approx(0.85 / 0.90)
+
+
+def test_transferability_indicator_score_errors():
+    with pytest.raises(ValueError, match="exactly one"):
+        transferability_indicator_score([0.5, 0.6])
+    with pytest.raises(ValueError, match="exactly one"):
+        transferability_indicator_score([0.5, 0.6], robustness=[0.1, 0.2], selected=1)
+    with pytest.raises(ValueError, match="3 robustness scores for 2"):
+        transferability_indicator_score([0.5, 0.6], robustness=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="out of range"):
+        transferability_indicator_score([0.5, 0.6], selected=2)
+    with pytest.raises(ValueError, match="positive"):
+        transferability_indicator_score([0.0, 0.0], selected=0)
 
 
 def test_hessian_spectral_norm_of_least_squares():
