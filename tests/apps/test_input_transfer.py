@@ -12,6 +12,7 @@ from monai_skinattr.apps.input_transfer import (
     TranslateThenSegment,
     assemble_model,
     gradient_perturbation,
+    gradient_step,
     label_mismatch,
     mean_and_standard_error,
     perturb_dataset,
@@ -56,10 +57,23 @@ def trained():
 def test_step_is_linf_normalised(trained):
     images, labels = _disks(4, 1)
     for gamma in (0.1, 1.0):
-        out = gradient_perturbation(trained, images, labels, gamma=gamma, iterations=1)
-        assert out.iterations.tolist() == [1, 1, 1, 1]
-        step = (out.images - images).flatten(1).abs().amax(dim=1)
+        stepped, logits = gradient_step(trained, images, labels, gamma=gamma)
+        step = (stepped - images).flatten(1).abs().amax(dim=1)
         assert torch.allclose(step, torch.full((4,), gamma), atol=1e-6)
+        with torch.no_grad():
+            assert torch.equal(logits, trained(images))
+
+
+def test_overshooting_steps_keep_the_best_iterate(trained):
+    images, labels = _disks(4, 1)
+    with torch.no_grad():
+        before = label_mismatch(trained(images), labels)
+    out = gradient_perturbation(trained, images, labels, gamma=5.0, iterations=10)  # steps far too large
+    with torch.no_grad():
+        after = label_mismatch(trained(out.images), labels)
+    assert (after <= before).all()
+    kept = out.iterations == 0
+    assert torch.equal(out.images[kept], images[kept])
 
 
 def test_perturbation_raises_dice_and_stops_when_right(trained):

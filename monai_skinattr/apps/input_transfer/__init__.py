@@ -6,7 +6,7 @@ from .dataset import SUMMARY, perturb_dataset, perturbed_datalist, target_loadin
 from .evaluation import ORACLE, ORIG, mean_and_standard_error, segmentation_rates, table1
 from .models import VARIANTS, assemble_model, load_network, translator_checkpoint
 from .networks import TranslateThenSegment
-from .perturbation import Perturbation, gradient_perturbation, label_mismatch
+from .perturbation import Perturbation, gradient_perturbation, gradient_step, label_mismatch
 from .workflow import STAGES, run_pipeline
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Perturbation",
     "TranslateThenSegment",
     "gradient_perturbation",
+    "gradient_step",
     "label_mismatch",
     "mean_and_standard_error",
     "perturb_dataset",
