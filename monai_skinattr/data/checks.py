@@ -16,6 +16,9 @@ __all__ = [
     "Problems",
     "read_2d",
     "check_2d_pairs",
+    "check_photos",
+    "check_channels",
+    "channels",
     "is_binary",
     "partial_marker",
     "check_not_partial",
@@ -80,23 +83,84 @@ def read_2d(path: str | Path) -> np.ndarray:
         return np.asarray(im)
 
 
+def check_photos(
+    paths: Iterable[str | Path], problems: Problems, image_channels: int | None = 3, desc: str = "checking photos"
+) -> None:
+    """
+    Decode every photo in ``paths`` and report those that are unreadable (corrupt, truncated, not an image) or do not
+    have ``image_channels`` channels. JPEGs are decoded at 1/8 scale (PIL ``draft``): every byte is still read, so a
+    truncated file fails, in a fraction of the time of a full decode.
+
+    .. code-block:: python
+
+        problems = Problems()
+        check_photos(["a.jpg", "b.png"], problems)
+        problems.raise_if_any("photos/")
+    """
+    paths = list(paths)
+    for path in tqdm(paths, desc=desc, unit="image", disable=len(paths) < 50):
+        try:
+            with Image.open(path) as im:
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
+                arr = np.asarray(im)
+        except Exception as e:  # PIL raises several types for corrupt files
+            problems.append(f"{path}: unreadable image ({e})")
+            continue
+        check_channels(arr, image_channels, path, "image", problems)
+
+
 def is_binary(arr: np.ndarray) -> bool:
     """Whether ``arr`` holds only {0, 1} or only {0, 255} (an empty mask counts as binary)."""
     values = np.unique(arr)
     return bool(np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all())
 
 
+def channels(arr: np.ndarray) -> int:
+    """Number of channels of an (H, W[, C]) image array (1 for (H, W))."""
+    return 1 if arr.ndim == 2 else int(arr.shape[2])
+
+
+def check_channels(arr: np.ndarray, expected: int | None, path: str | Path, what: str, problems: Problems) -> None:
+    """Report ``path`` when the (H, W[, C]) ``arr`` does not have ``expected`` channels (``None``: any)."""
+    names = {1: "greyscale", 2: "greyscale + alpha", 3: "RGB", 4: "RGBA or CMYK"}
+    n = channels(arr)
+    if expected is not None and n != expected:
+        problems.append(
+            f"{path}: {what} has {n} channel(s) ({names.get(n, 'unknown')}), expected {expected} "
+            f"({names.get(expected, '?')})"
+        )
+
+
 def check_2d_pairs(
-    entries: Iterable[dict], image_key: str, mask_keys: Sequence[str], problems: Problems, desc: str = "checking"
+    entries: Iterable[dict],
+    image_key: str,
+    mask_keys: Sequence[str],
+    problems: Problems,
+    desc: str = "checking",
+    image_channels: int | None = None,
+    mask_channels: int | None = None,
 ) -> None:
-    """Decode every image and mask of ``entries``; report unreadable files, size mismatches, non-binary masks."""
+    """
+    Decode every image and mask of ``entries``; report unreadable files, size mismatches, non-binary masks, and
+    images / masks without ``image_channels`` / ``mask_channels`` channels (``None``: not checked).
+
+    .. code-block:: python
+
+        problems = Problems()
+        check_2d_pairs(datalist, "image", ["label"], problems, image_channels=3, mask_channels=1)
+        problems.raise_if_any("/data/ISIC2018")
+    """
     entries = list(entries)
     for entry in tqdm(entries, desc=desc, unit="image", disable=len(entries) < 50):
         try:
-            size = read_2d(entry[image_key]).shape[:2]
+            image = read_2d(entry[image_key])
         except Exception as e:  # PIL raises several types for corrupt files
             problems.append(f"{entry[image_key]}: unreadable image ({e})")
             size = None
+        else:
+            size = image.shape[:2]
+            check_channels(image, image_channels, entry[image_key], "image", problems)
         for key in mask_keys:
             path = entry.get(key)
             if path is None:
@@ -108,5 +172,6 @@ def check_2d_pairs(
                 continue
             if size is not None and mask.shape[:2] != size:
                 problems.append(f"{path}: mask size {mask.shape[:2]} differs from image size {size}")
+            check_channels(mask, mask_channels, path, "mask", problems)
             if not is_binary(mask):
                 problems.append(f"{path}: mask is not binary (values {np.unique(mask)[:8].tolist()}...)")

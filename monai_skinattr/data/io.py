@@ -16,6 +16,7 @@ from PIL import Image
 __all__ = [
     "markdown_table",
     "read_metrics_csv",
+    "remove_partials",
     "save_image_atomic",
     "save_nifti_atomic",
     "write_bytes_atomic",
@@ -28,6 +29,21 @@ _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".ti
 
 def _tmp(path: Path) -> Path:
     return path.with_name(f".partial.{path.name}")
+
+
+def remove_partials(folder: str | Path) -> list[Path]:
+    """
+    Delete the temporary files that writers of this module killed mid-write left under ``folder`` (recursively);
+    returns their paths. The finished files they would have replaced are untouched.
+
+    .. code-block:: python
+
+        remove_partials("out")  # before resuming a run that writes into out/
+    """
+    stale = sorted(Path(folder).rglob(".partial.*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def save_image_atomic(array: np.ndarray, path: str | Path, quality: int = 95) -> None:

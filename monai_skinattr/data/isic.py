@@ -149,13 +149,14 @@ def isic_datalist(
         split: ``"training"``, ``"validation"`` or ``"test"``.
         year: 2016, 2017 or 2018; detected from the folder names when ``None``.
         attributes: Task 2 attributes to include (default: all of that year).
-        validate: decode every file and check mask sizes and values; all problems are raised together.
+        validate: decode every file and check that photos are RGB, masks single-channel, binary and of their
+            photo's size; all problems are raised together.
         cache_dir: where converted ISIC 2017 masks go (default ``<root>/ISIC-2017_<split>_Part2_masks``).
 
     Raises:
         FileNotFoundError: ``root`` does not exist or holds no ISIC layout (the expected folder names are listed).
-        DatasetLayoutError: missing or extra files, unreadable files, mask size mismatch, non-binary masks, or an
-            interrupted synthetic generation.
+        DatasetLayoutError: missing or extra files, unreadable files, photos that are not RGB, masks that are not
+            single-channel, mask size mismatch, non-binary masks, or an interrupted synthetic generation.
     """
     root = Path(root)
     if not root.is_dir():
@@ -209,7 +210,8 @@ def isic_datalist(
             mask_keys.extend(attrs)
 
     if validate and not problems:
-        check_2d_pairs(entries.values(), "image", mask_keys, problems, desc=f"checking ISIC {year} {split}")
+        desc = f"checking ISIC {year} {split}"
+        check_2d_pairs(entries.values(), "image", mask_keys, problems, desc, image_channels=3, mask_channels=1)
     problems.raise_if_any(root)
     return list(entries.values())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import as_bool
 from . import synthetic
-from .checks import DatasetLayoutError
+from .checks import DatasetLayoutError, Problems, check_photos
 from .folds import carve_validation
 from .isic import LAYOUTS, detect_year, isic_datalist
 
@@ -79,9 +79,19 @@ def lesion_splits(root: str | Path, val_fraction: float = 0.2, seed: int = 0) ->
     return {"training": train, "validation": val, "test": test}
 
 
-def image_datalist(folder: str | Path) -> list[dict]:
-    """``[{"image", "id"}]`` of the photos to segment: an ISIC root (its newest year's test, validation or
-    training image folder, in that order) or any folder of ``.jpg`` / ``.png`` photos."""
+def image_datalist(folder: str | Path, validate: bool = True) -> list[dict]:
+    """
+    ``[{"image", "id"}]`` of the photos to segment: an ISIC root (its newest year's test, validation or training
+    image folder, in that order) or any folder of ``.jpg`` / ``.png`` photos. With ``validate`` every photo is
+    decoded first and every unreadable or non-RGB one is named in one error, before anything is segmented.
+
+    .. code-block:: python
+
+        photos = image_datalist("/data/ISIC2018")  # ISIC2018_Task1-2_Test_Input, checked
+
+    Raises:
+        DatasetLayoutError: no such folder, no photos, or photos that are unreadable or not RGB.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise DatasetLayoutError(root, ["folder of images does not exist"])
@@ -99,6 +109,10 @@ def image_datalist(folder: str | Path) -> list[dict]:
     files = [p for p in files if not p.stem.endswith("_superpixels")]
     if not files:
         raise DatasetLayoutError(root, ["no .jpg/.png photos found"])
+    if validate:
+        problems = Problems()
+        check_photos(files, problems)
+        problems.raise_if_any(root)
     return [{"image": str(p), "id": p.stem} for p in files]
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["EncoderDecoder", "StagedEncoder", "SkipDecoder", "freeze_encoder", "load_stage_weights", "count_parameters"]
+__all__ = [
+    "EncoderDecoder",
+    "StagedEncoder",
+    "SkipDecoder",
+    "count_parameters",
+    "describe",
+    "freeze_encoder",
+    "load_stage_weights",
+]
 
 
 class EncoderDecoder(nn.Module):
@@ -90,39 +98,67 @@ def freeze_encoder(net: nn.Module, frozen: bool = True) -> nn.Module:
     return net
 
 
-def _state_dict(checkpoint: str | Path | Mapping) -> Mapping[str, torch.Tensor]:
-    """A state dict from a path or dict: a raw state dict, or MONAI ``CheckpointSaver``'s ``{"network": ...}``."""
+def describe(net: nn.Module) -> str:
+    """A network's class and settings as one line, e.g. ``TATLSegmenter(arch='unet', encoder='efficientnet-b0')``
+    (its ``extra_repr``), for messages about checkpoints that do not fit it."""
+    extra = net.extra_repr()
+    return f"{type(net).__name__}({extra})" if extra and "\n" not in extra else type(net).__name__
+
+
+def _state_dict(checkpoint: str | Path | Mapping, expected: str = "") -> Mapping[str, torch.Tensor]:
+    """A state dict from a path or dict: a raw state dict, or MONAI ``CheckpointSaver``'s ``{"network": ...}``.
+    ``expected`` (what the file should hold) completes the message when the file is missing or unreadable."""
     if isinstance(checkpoint, (str, Path)):
         path = Path(checkpoint)
+        hint = f"; it should hold the weights of {expected}" if expected else ""
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint '{path}' does not exist.")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            raise FileNotFoundError(f"checkpoint '{path}' does not exist{hint}.")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated zip, pickle of a whole model, not a torch file at all...
+            reason = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"checkpoint '{path}' cannot be read ({reason}){hint}.") from None
+        if not isinstance(checkpoint, Mapping):
+            raise ValueError(f"checkpoint '{path}' holds a {type(checkpoint).__name__}, not a state dict{hint}.")
     for key in ("network", "model", "state_dict", "net"):
         if key in checkpoint and isinstance(checkpoint[key], Mapping):
             return checkpoint[key]
     return checkpoint
 
 
+def _examples(keys: Sequence[str], n: int = 2) -> str:
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+
+
 def load_stage_weights(
     net: nn.Module, checkpoint: str | Path | Mapping, strict: bool = True, exclude: tuple[str, ...] = ()
 ) -> dict[str, list[str]]:
     """
-    Initialise ``net`` from a previous stage's checkpoint (TATL: stage 2 -> stage 3, encoder and decoder).
+    Initialise ``net`` from a previous stage's checkpoint (TATL: stage 2 -> stage 3, encoder and decoder), or load
+    a trained network for inference. A checkpoint that does not fit is one error, on one line, naming the file and
+    the network expected (:func:`describe`) — not PyTorch's list of every key.
+
+    .. code-block:: python
+
+        load_stage_weights(EffUNet(), "models/union/unet/model.pt")  # strict: every tensor, nothing else
 
     Args:
         net: the network to initialise.
         checkpoint: a file saved by ``torch.save`` / MONAI's ``CheckpointSaver`` (``{"network": state_dict}``),
             or a state dict.
-        strict: require every parameter of ``net`` (outside ``exclude``) to be in the checkpoint.
+        strict: require the checkpoint's tensors (outside ``exclude``) to be exactly the network's.
         exclude: key prefixes not to transfer (e.g. ``("head",)`` when the number of classes changes).
 
     Returns:
         ``{"loaded", "missing", "unexpected", "excluded"}`` key lists.
 
     Raises:
-        ValueError: a tensor's shape differs, or ``strict`` and keys are missing.
+        FileNotFoundError: ``checkpoint`` is a path that does not exist.
+        ValueError: the file cannot be read, a tensor's shape differs, or ``strict`` and the keys differ.
     """
-    state = {k.removeprefix("module."): v for k, v in _state_dict(checkpoint).items()}
+    expected = describe(net)
+    source = f"checkpoint '{checkpoint}'" if isinstance(checkpoint, (str, Path)) else "the state dict"
+    state = {k.removeprefix("module."): v for k, v in _state_dict(checkpoint, expected).items()}
     excluded = sorted(k for k in state if exclude and k.startswith(exclude))
     state = {k: v for k, v in state.items() if k not in excluded}
     own = {k: v for k, v in net.state_dict().items() if not (exclude and k.startswith(exclude))}
@@ -131,19 +167,23 @@ def load_stage_weights(
         for k, v in own.items()
         if k in state and state[k].shape != v.shape
     ]
-    if mismatched:
-        raise ValueError("checkpoint shapes differ from the network's:\n  " + "\n  ".join(mismatched))
     missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} tensor shapes differ (checkpoint vs network: {_examples(mismatched)})")
     if strict and missing:
-        raise ValueError(f"checkpoint lacks {len(missing)} key(s) of the network, e.g. {missing[:5]}.")
+        problems.append(f"it lacks {len(missing)} of the network's {len(own)} tensors ({_examples(missing)})")
+    if strict and unexpected:
+        problems.append(f"{len(unexpected)} of its tensors are not the network's ({_examples(unexpected)})")
+    if problems:
+        raise ValueError(
+            f"{source} does not fit {expected}: {'; '.join(problems)}. It was saved from another architecture or "
+            "stage; pass the checkpoint trained for this network."
+        )
     loadable = {k: v for k, v in state.items() if k in own}
     net.load_state_dict(loadable, strict=False)
-    return {
-        "loaded": sorted(loadable),
-        "missing": missing,
-        "unexpected": sorted(set(state) - set(own)),
-        "excluded": excluded,
-    }
+    return {"loaded": sorted(loadable), "missing": missing, "unexpected": unexpected, "excluded": excluded}
 
 
 def count_parameters(net: nn.Module, bn_statistics: bool = True, trainable_only: bool = False) -> int:
@@ -158,3 +198,47 @@ def count_parameters(net: nn.Module, bn_statistics: bool = True, trainable_only:
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
                 total += m.running_mean.numel() + m.running_var.numel()
     return total
+
+
+#: Initialisation schemes of :func:`init_weights` (the thesis, METHODS.md §2, section 2.1 "Weight initialization").
+INIT_SCHEMES = ("he", "swin")
+
+
+def init_weights(module: nn.Module, scheme: str = "he") -> nn.Module:
+    """
+    Initialise every convolution, linear and normalisation layer of ``module`` in place as the transfer thesis does
+    (section 2.1), and return ``module``. Biases are set to 0, normalisation weights to 1.
+
+    - ``"he"`` (U-Net, ResNet50 Attention U-Net and their classification heads): convolution and linear weights from
+      N(0, 2 / fan_in) (``kaiming_normal_``, fan-in, ReLU gain).
+    - ``"swin"`` (Swin U-Net): linear weights from a normal of std 0.02 truncated to [-2, 2] (``trunc_normal_``);
+      convolutions (the patch embedding and the 1x1 output projection) from N(0, 1 / (3 fan_in)), i.e. the thesis'
+      Eq. 2.1 with gamma = 1/3.
+
+    .. code-block:: python
+
+        from monai_skinattr.networks import init_weights
+
+        head = init_weights(torch.nn.Linear(768, 1000), "swin")
+        print(bool(head.bias.any()))  # False
+
+    Raises:
+        ValueError: an unknown ``scheme``.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"unknown initialisation scheme '{scheme}'; use one of {INIT_SCHEMES}.")
+    for m in module.modules():
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
+            if scheme == "he":
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02, a=-2.0, b=2.0)
+            else:  # gain sqrt(2 / (1 + a^2)) = sqrt(1/3)
+                nn.init.kaiming_normal_(m.weight, a=5**0.5, mode="fan_in", nonlinearity="leaky_relu")
+        elif isinstance(m, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)) and m.weight is not None:
+            nn.init.ones_(m.weight)
+        else:
+            continue
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    return module

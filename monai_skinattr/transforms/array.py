@@ -32,6 +32,28 @@ BBOX_KEY = "lesion_bbox"
 LOCATION_KEY = "location"
 
 
+def _name(x: object, role: str) -> str:
+    """``role`` and, for a loaded image, its file (``meta["filename_or_obj"]``), for error messages."""
+    source = x.meta.get("filename_or_obj") if isinstance(x, MetaTensor) else None
+    return f"{role} '{source}'" if source else role
+
+
+def check_finite(x: NdarrayOrTensor, role: str, owner: str) -> None:
+    """Raise ``ValueError`` naming ``role`` (and its file) when ``x`` holds NaN or infinite values."""
+    t = convert_to_tensor(x, track_meta=False)
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{owner}: {_name(x, role)} holds {bad} NaN or infinite value(s) of {t.numel()}.")
+
+
+def check_size(value: object, name: str, minimum: int) -> int:
+    """``value`` as an ``int`` when it is an integer >= ``minimum`` (``4.0`` counts), else ``ValueError``."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (number and float(value).is_integer() and value >= minimum):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
 class LesionBBoxCrop(Crop):
     """
     Crop an image to the bounding box of a lesion mask grown by ``offset`` pixels on every side, as TATL does
@@ -72,11 +94,9 @@ class LesionBBoxCrop(Crop):
         threshold: float = 0.5,
     ) -> None:
         super().__init__(lazy=False)
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}.")
+        self.offset = check_size(offset, "LesionBBoxCrop offset", 0)
         if offset_in not in ("mask", "image"):
             raise ValueError(f"offset_in must be 'mask' or 'image', got {offset_in!r}.")
-        self.offset = offset
         self.offset_in = offset_in
         self.largest_component = largest_component
         self.threshold = threshold
@@ -86,6 +106,7 @@ class LesionBBoxCrop(Crop):
 
         Returns ``None`` for an empty mask.
         """
+        check_finite(mask, "mask", "LesionBBoxCrop")
         fg = convert_to_tensor(mask, track_meta=False) > self.threshold
         if fg.ndim < 2:
             raise ValueError(f"mask must be channel-first with spatial dims, got shape {tuple(fg.shape)}.")
@@ -119,6 +140,7 @@ class LesionBBoxCrop(Crop):
         self, img: torch.Tensor, box: tuple[list[int], list[int]] | None, mask_shape: Sequence[int]
     ) -> torch.Tensor:
         """Crop ``img`` to a box from :meth:`mask_box` (``None``: empty mask, keep the whole image)."""
+        check_finite(img, "image", "LesionBBoxCrop")
         img_shape = list(img.shape[1:])
         if len(img_shape) != len(mask_shape):
             raise ValueError(
@@ -170,6 +192,7 @@ class UnionMask(Transform):
             raise ValueError(f"UnionMask needs masks of one shape, got {sorted(shapes)}.")
         union = torch.zeros(present[0].shape, dtype=torch.bool)
         for m in present:
+            check_finite(m, "mask", "UnionMask")
             union |= convert_to_tensor(m, track_meta=False).cpu() > self.threshold
         out = union.to(self.dtype)
         first = present[0]
@@ -230,8 +253,8 @@ def tile_positions(size: Sequence[int], window: int, stride: int) -> list[tuple[
 
         print(len(tile_positions((1120, 2240), 448, 112)))  # 119
     """
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be positive, got {window} and {stride}.")
+    window = check_size(window, "window", 1)
+    stride = check_size(stride, "stride", 1)
     if stride > window:
         raise ValueError(f"stride {stride} > window {window} would leave gaps between tiles.")
     if any(s < window for s in size):
@@ -271,12 +294,22 @@ class TileGrid(Transform):
     """
 
     def __init__(self, window: int, stride: int | None = None, dark_threshold: float | None = None) -> None:
-        self.window = window
-        self.stride = window if stride is None else stride
+        self.window = check_size(window, "TileGrid window", 1)
+        self.stride = self.window if stride is None else check_size(stride, "TileGrid stride", 1)
+        if self.stride > self.window:
+            raise ValueError(f"TileGrid stride {self.stride} > window {self.window} would leave gaps between tiles.")
         self.dark_threshold = dark_threshold
 
     def positions(self, spatial_shape: Sequence[int]) -> list[tuple[int, ...]]:
         return tile_positions(spatial_shape, self.window, self.stride)
+
+    def check_fits(self, img: torch.Tensor) -> None:
+        """Raise ``ValueError`` naming ``img`` (and its file) when it is smaller than the window."""
+        if any(s < self.window for s in img.shape[1:]):
+            raise ValueError(
+                f"TileGrid: {_name(img, 'image')} of spatial size {tuple(img.shape[1:])} is smaller than the "
+                f"window {self.window}."
+            )
 
     def keep(self, tile: torch.Tensor) -> bool:
         """Whether ``tile`` survives the near-black filter."""
@@ -292,6 +325,7 @@ class TileGrid(Transform):
 
     def __call__(self, img: NdarrayOrTensor) -> list[MetaTensor]:
         img_t = convert_to_tensor(img, track_meta=True)
+        self.check_fits(img_t)
         tiles = [self.crop(img_t, p) for p in self.positions(img_t.shape[1:])]
         return [t for t in tiles if self.keep(t)]
 

@@ -188,6 +188,7 @@ class TileGridd(MapTransform):
         shapes = {key: tuple(d[key].shape[1:]) for key in keys}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"TileGridd: keys have different spatial sizes: {shapes}.")
+        self.tiler.check_fits(d[keys[0]])
         dark_key = self.dark_key or keys[0]
         out = []
         for pos in self.tiler.positions(shapes[keys[0]]):

@@ -324,3 +324,50 @@ def test_make_synthetic_never_overwrites_other_data(tmp_path):
     with pytest.raises(DatasetLayoutError, match="holds other data"):
         prepare_dataset(real, tmp_path / "own", {"n": 3, "size": [32, 32]}, make_synthetic=True)
     assert (real / "ISIC_0000000.jpg").read_bytes() == b"not ours"
+
+
+def test_workflow_resumes_at_the_first_unfinished_stage(tmp_path, monkeypatch):
+    """A killed round run again skips the stages recorded finished, resumes the interrupted one from its last
+    checkpoint and redoes what follows; changed settings redo a stage and everything after it."""
+    from monai_skinattr.apps.tatl import TATLWorkflow, workflow
+
+    data = tmp_path / "data"
+    synthetic.make_isic(data, n=5, size=(32, 32), progress=False)
+    calls = []
+
+    def run_bundle(bundle_root, configs, **override):
+        calls.append((override.get("attribute") or configs[-1], override["resume"]))
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt  # stands for SIGKILL: the stage never finishes
+        if "evaluate.json" in configs:
+            Path(override["scores_dir"]).mkdir(parents=True, exist_ok=True)
+            Path(override["scores_dir"], "attribute_scores.json").write_text('{"macro_average": {"jaccard": 0.5}}')
+
+    monkeypatch.setattr(workflow, "run_bundle", run_bundle)
+    overrides = {"dataset_dir": str(data), "archs": ["unet"]}
+    wf = TATLWorkflow(CONFIGS.parent, tmp_path / "work", epochs={"attribute": 2}, overrides=overrides)
+    kill_at = 5  # lesion, predict_lesion, union, globules, milia_like_cyst <- killed
+    with pytest.raises(KeyboardInterrupt):
+        wf.run_fold(0)
+    record = json.loads((tmp_path / "work" / "fold0" / "stages.json").read_text())
+    assert [(k, v["finished"]) for k, v in record.items()][-2:] == [
+        ("attribute/globules/unet", True), ("attribute/milia_like_cyst/unet", False)
+    ]  # fmt: skip
+    calls.clear()
+    kill_at = 0
+    assert wf.run_fold(0)["macro_average"]["jaccard"] == 0.5
+    assert calls == [
+        ("milia_like_cyst", True), ("negative_network", False), ("pigment_network", False), ("streaks", False),
+        ("assemble.json", False), ("evaluate.json", False),
+    ]  # fmt: skip
+    calls.clear()
+    wf.run_fold(0)
+    assert calls == []  # every stage finished: nothing is retrained
+    TATLWorkflow(CONFIGS.parent, tmp_path / "work", epochs={"attribute": 3}, overrides=overrides).run_fold(0)
+    assert [c[0] for c in calls][:2] == ["globules", "milia_like_cyst"] and len(calls) == 7
+    assert not any(resume for _, resume in calls)  # changed settings: from scratch
+    calls.clear()
+    TATLWorkflow(
+        CONFIGS.parent, tmp_path / "work", epochs={"attribute": 3}, overrides={**overrides, "resume": "false"}
+    ).run_fold(0)
+    assert len(calls) == 10 and not any(resume for _, resume in calls)

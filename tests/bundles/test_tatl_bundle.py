@@ -2,7 +2,9 @@
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +63,57 @@ def test_main_job_prints_a_labelled_table(tatl_run):
     _, _, stdout = tatl_run
     assert "**TATL** (jaccard, mean ± std over 1 fold(s))" in stdout
     assert "| attribute | TATL w/o ImageNet |" in stdout and "| micro_average |" in stdout
+
+
+def test_finished_pipeline_is_not_retrained(tatl_run):
+    """The main job run again: every stage is recorded finished, so nothing is retrained or rewritten."""
+    run, data, stdout = tatl_run
+    files = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != "stages.json"}
+    again = pipeline(run.parents[2], data)
+    assert again.stdout.count("already finished") == 1 + 1 + 2 + 2 * len(ATTRIBUTES) + 1 + 1
+    assert "| micro_average |" in again.stdout and {p: p.stat().st_mtime_ns for p in files} == files
+
+
+def _train_command(out: Path, data: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "monai.bundle", "run", "--config_file", config("common.json", "train_attribute.json"),
+        "--bundle_root", str(BUNDLE), "--dataset_dir", str(data), "--models_dir", str(out / "models"),
+        "--output_dir", str(out / "eval"), "--attribute", "pigment_network", "--from_union", "false",
+        "--use_predicted_lesion", "false", "--spatial_size", "[64, 64]", "--lesion_size", "[64, 64]",
+        "--max_epochs", "3", "--batch_size", "2",
+    ]  # fmt: skip
+
+
+def _metrics(log: str) -> list[str]:
+    return re.findall(r"Epoch\[\d\] Metrics -- .*|best value: .*", log)
+
+
+def test_training_killed_mid_epoch_resumes_to_the_same_result(tatl_run, tmp_path):
+    """SIGKILL in the middle of epoch 2, the same command again: it resumes after epoch 1 and ends with the
+    metrics and best weights of an uninterrupted run of the same seed; before the kill, its epoch 1 repeated the
+    uninterrupted run's exactly (same seed, same numbers)."""
+    _, data, _ = tatl_run
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONUNBUFFERED": "1"}
+    ckpt = Path("models/attributes/pigment_network/unet")
+    whole = subprocess.run(_train_command(tmp_path / "a", data), capture_output=True, text=True, env=env, check=True)
+    killed = subprocess.Popen(
+        _train_command(tmp_path / "b", data), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    log = ""
+    while "Epoch: 2/3, Iter: 2/" not in log and killed.poll() is None:
+        log += killed.stdout.readline()
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert killed.returncode == -signal.SIGKILL
+    assert _metrics(log) == _metrics(whole.stdout)[:2]
+    state = torch.load(tmp_path / "b" / ckpt / "last.pt", weights_only=True)
+    assert state["trainer"]["iteration"] == state["trainer"]["epoch_length"]  # saved after epoch 1, killed in 2
+    resumed = subprocess.run(_train_command(tmp_path / "b", data), capture_output=True, text=True, env=env, check=True)
+    assert "resumed from" in resumed.stdout and "after epoch 1" in resumed.stdout
+    assert _metrics(resumed.stdout) == _metrics(whole.stdout)[2:] and len(_metrics(whole.stdout)) == 6
+    best = [torch.load(tmp_path / r / ckpt / "model.pt", weights_only=True) for r in "ab"]
+    assert all(torch.equal(v, best[1][k]) for k, v in best[0].items())
+    assert not (tmp_path / "b" / ckpt / "last.pt").exists()
 
 
 def test_masks_at_original_size_and_equal_official_scorer(tatl_run, tmp_path):
@@ -167,17 +220,28 @@ def test_cascade_exports_to_one_torchscript_file(tatl_run, tmp_path):
 
 
 def test_inference_on_a_folder_of_photos(tatl_run, tmp_path):
+    """The cascade over a folder; run again after a kill, it segments only what is missing (a kill mid-write
+    leaves a temporary file and the image's other masks)."""
     run, data, _ = tatl_run
     photos = tmp_path / "photos"
     photos.mkdir()
     for entry in isic_datalist(data, task=2)[:3]:
         shutil.copy(entry["image"], photos)
-    bundle(
-        "run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
-        "--models_dir", str(run / "models"), "--dataset_dir", str(photos), "--output_dir", str(tmp_path / "out"),
-    )  # fmt: skip
-    assert len(list((tmp_path / "out" / "attributes").glob("*_attribute_*.png"))) == 3 * 5
-    assert len(list((tmp_path / "out" / "overlays").glob("*_overlay.png"))) == 3
+    out = tmp_path / "out"
+    args = ("run", "--config_file", str(CONFIGS / "inference.json"), "--bundle_root", str(BUNDLE),
+            "--models_dir", str(run / "models"), "--dataset_dir", str(photos), "--output_dir", str(out))  # fmt: skip
+    bundle(*args)
+    masks = sorted((out / "attributes").glob("*_attribute_*.png"))
+    assert len(masks) == 3 * 5 and len(list((out / "overlays").glob("*_overlay.png"))) == 3
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    masks[0].rename(masks[0].with_name(".partial." + masks[0].name))  # killed while writing this mask
+    result = bundle(*args)
+    assert "resuming: 2 of 3 images already segmented" in result.stdout
+    redone = {p for p in written if p.stat().st_mtime_ns != written[p]}
+    assert masks[0].is_file() and redone == {p for p in written if p.name.startswith(masks[0].name[:12])}
+    assert not list(out.rglob(".partial.*"))
+    bundle(*args, "--resume", "false")
+    assert all(p.stat().st_mtime_ns != written[p] for p in written)  # resume off: everything again
 
 
 def test_switches_mean_what_they_say(tmp_path):

@@ -86,7 +86,7 @@ def test_dictionary_crops_each_key_on_its_own_grid_and_aliases():
 @pytest.mark.parametrize(
     "kwargs, call, message",
     [
-        ({"offset": -1}, None, "offset must be >= 0"),
+        ({"offset": -1}, None, "offset must be an integer >= 0, got -1"),
         ({"offset_in": "pixels"}, None, "offset_in"),
         ({}, (torch.rand(1, 10, 10), torch.ones(1, 10, 10, 3)), "same number of spatial dims"),
     ],

@@ -112,7 +112,7 @@ def test_tilegridd_keeps_image_and_mask_paired():
 
 @pytest.mark.parametrize(
     "args, message",
-    [((4, 5), "leave gaps"), ((0, 1), "positive"), ((20, 10), "smaller than the window")],
+    [((4, 5), "leave gaps"), ((0, 1), "window must be an integer >= 1"), ((20, 10), "smaller than the window")],
 )
 def test_tile_bad_arguments(args, message):
     with pytest.raises(ValueError, match=message):

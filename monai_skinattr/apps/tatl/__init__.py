@@ -9,7 +9,7 @@ from .models import DEFAULT_SETTINGS, assemble_cascade, cascade_settings, check_
 from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, lesion_boxes
 from .report import attribute_table, score_cascade, summary_table, write_report
 from .stability import stability_figure
-from .transforms import SaveCascadeMasksd, load_transforms, with_lesions
+from .transforms import SaveCascadeMasksd, cascade_outputs, load_transforms, pending_images, with_lesions
 from .workflow import TATLWorkflow, run_label
 
 __all__ = [
@@ -24,11 +24,13 @@ __all__ = [
     "assemble_cascade",
     "attribute_table",
     "attributes_of",
+    "cascade_outputs",
     "cascade_settings",
     "check_attribute",
     "image_datalist",
     "lesion_boxes",
     "load_transforms",
+    "pending_images",
     "plan_experiment",
     "prepare_dataset",
     "prepare_network",

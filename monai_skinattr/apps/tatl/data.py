@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from monai_skinattr.config import as_bool
+from monai_skinattr.data.checks import DatasetLayoutError
 from monai_skinattr.data.folds import carve_validation, fold_split, kfold
 from monai_skinattr.data.isic import LAYOUTS, detect_year, isic_datalist
 from monai_skinattr.data.prepare import prepare_isic
@@ -49,12 +50,23 @@ def split_datalists(
     Returns:
         ``{"training", "validation", "test"}`` Task 2 datalists (image, lesion and attribute mask paths, id).
     """
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}.")
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"fold must be one of 0..{num_folds - 1} (num_folds {num_folds}), got {fold}.")
     data = isic_datalist(root, task=2, split="training")
     attributes = attributes_of(root)
-    rest, test = fold_split(kfold(data, k=num_folds, seed=seed, stratify_by=attributes), fold)
-    train, val = carve_validation(rest, fraction=val_fraction, seed=seed, stratify_by=attributes)
-    if train_fraction < 1.0:
-        if not 0.0 < train_fraction <= 1.0:
-            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}.")
-        train, _ = carve_validation(train, fraction=1.0 - train_fraction, seed=seed, stratify_by=attributes)
+    try:
+        rest, test = fold_split(kfold(data, k=num_folds, seed=seed, stratify_by=attributes), fold)
+        train, val = carve_validation(rest, fraction=val_fraction, seed=seed, stratify_by=attributes)
+        if train_fraction < 1.0:
+            train, _ = carve_validation(train, fraction=1.0 - train_fraction, seed=seed, stratify_by=attributes)
+    except ValueError as e:
+        raise DatasetLayoutError(
+            root,
+            [
+                f"{len(data)} training image(s) cannot give fold {fold} of {num_folds}, a validation split "
+                f"(val_fraction {val_fraction}) and training images ({e})"
+            ],
+        ) from None
     return {"training": train, "validation": val, "test": test}

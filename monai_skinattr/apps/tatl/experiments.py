@@ -145,7 +145,7 @@ def run_experiment(
         f"\nData: {kind} at {root}. Scored: fold(s) {list(folds)} of {overrides.get('num_folds', 5)} of the training "
         "split, scored the official ISIC Task 2 way at the original size; checkpoints and early stopping on a "
         f"validation split carved from the other folds. Epochs: {json.dumps(epochs)}. "
-        f"Settings: {json.dumps(overrides, default=str)}.\n"
+        f"Settings: {json.dumps({k: v for k, v in overrides.items() if k != 'resume'}, default=str)}.\n"
     )
     if not overrides.get("encoder_weights"):
         markdown += "No ImageNet encoder_weights given: every column started from random weights (w/o ImageNet).\n"

@@ -11,6 +11,7 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from monai_skinattr.networks import ChannelNormalization, EffLinkNet, EffUNet, ProbabilityEnsemble
+from monai_skinattr.transforms.array import check_size
 
 __all__ = ["ARCHS", "TATLSegmenter", "TATLCascadeNet", "lesion_boxes"]
 
@@ -46,8 +47,13 @@ class TATLSegmenter(nn.Module):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {sorted(ARCHS)}, got '{arch}'.")
+        self.arch = arch
+        self.encoder_name = encoder
         self.norm = ChannelNormalization(normalization)
         self.net = ARCHS[arch](in_channels=3, out_channels=1, encoder=encoder, encoder_weights=encoder_weights or None)
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch!r}, encoder={self.encoder_name!r}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.norm(x))
@@ -135,11 +141,20 @@ class TATLCascadeNet(nn.Module):
         self.lesion_net = ProbabilityEnsemble([TATLSegmenter(lesion_arch, encoder, None, normalization)])
         self.union_net = ensemble()
         self.attribute_nets = nn.ModuleDict({name: ensemble() for name in self.attributes})
-        self.lesion_size = [int(s) for s in lesion_size]
-        self.crop_size = [int(s) for s in crop_size]
-        self.offset = int(offset)
+        self.archs = list(archs)
+        self.lesion_arch = lesion_arch
+        self.encoder_name = encoder
+        self.lesion_size = [check_size(s, "TATLCascadeNet lesion_size", 1) for s in lesion_size]
+        self.crop_size = [check_size(s, "TATLCascadeNet crop_size", 1) for s in crop_size]
+        self.offset = check_size(offset, "TATLCascadeNet offset", 0)
         self.crop = bool(crop)
         self.threshold = float(threshold)
+
+    def extra_repr(self) -> str:
+        return (
+            f"attributes={self.attributes}, archs={self.archs}, lesion_arch={self.lesion_arch!r}, "
+            f"encoder={self.encoder_name!r}"
+        )
 
     def image_boxes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 1: the lesion probability at the input size and each image's crop box ``(B, 4)`` in input pixels

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
@@ -11,13 +14,18 @@ from monai.config import KeysCollection
 from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, ScaleIntensityRanged, Transform
 
 from monai_skinattr.data.checks import DatasetLayoutError, read_2d
-from monai_skinattr.data.io import save_image_atomic
+from monai_skinattr.data.io import remove_partials, save_image_atomic, write_text_atomic
 from monai_skinattr.data.isic import COLORS
 from monai_skinattr.transforms.io import image_id as _image_id
 from monai_skinattr.transforms.io import mask8
 from monai_skinattr.visualize import comparison_panel
 
-__all__ = ["load_transforms", "with_lesions", "SaveCascadeMasksd"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["load_transforms", "with_lesions", "SaveCascadeMasksd", "cascade_outputs", "pending_images"]
+
+#: what a cascade run over a folder records in its output folder: the checkpoint's digest and the settings
+RUN_RECORD = "cascade_run.json"
 
 
 def load_transforms(keys: KeysCollection) -> list[Transform]:
@@ -46,6 +54,61 @@ def with_lesions(datalist: Sequence[dict], lesion_dir: str | Path, key: str = "l
     if missing:
         raise DatasetLayoutError(lesion_dir, missing)
     return out
+
+
+def cascade_outputs(output_dir: str | Path, image_id: str, channels: Sequence[str]) -> dict[str, Path]:
+    """
+    The files :class:`SaveCascadeMasksd` writes for one image: one mask per channel but ``background``
+    (``attributes/<id>_attribute_<name>.png``, ``lesion/<id>_segmentation.png``, ``union/<id>_union.png``) and
+    ``"overlay"`` (``overlays/<id>_overlay.png``).
+
+    .. code-block:: python
+
+        cascade_outputs("out", "ISIC_0000000", ["background", "lesion", "union", "streaks"])["streaks"]
+        # PosixPath('out/attributes/ISIC_0000000_attribute_streaks.png')
+    """
+    out = Path(output_dir)
+    fixed = {"lesion": f"lesion/{image_id}_segmentation.png", "union": f"union/{image_id}_union.png"}
+    paths = {n: out / fixed.get(n, f"attributes/{image_id}_attribute_{n}.png") for n in channels if n != "background"}
+    return {**paths, "overlay": out / "overlays" / f"{image_id}_overlay.png"}
+
+
+def pending_images(
+    datalist: Sequence[dict],
+    output_dir: str | Path,
+    channels: Sequence[str],
+    checkpoint: str | Path,
+    settings: Mapping | None = None,
+    resume: bool = True,
+) -> list[dict]:
+    """
+    The items of ``datalist`` a cascade run still has to segment into ``output_dir``. With ``resume``, an image
+    whose files (:func:`cascade_outputs`) are all there is skipped — each was written atomically, so it is complete
+    — provided the earlier run used the same ``checkpoint`` (its SHA-256) and ``settings`` (threshold, inference
+    size...), which ``output_dir/cascade_run.json`` records; otherwise every image is segmented again. Temporary
+    files an interrupted write left are deleted.
+
+    .. code-block:: python
+
+        todo = pending_images(image_datalist("photos"), "out", net.channels, "models/model.pt", {"threshold": 0.5})
+
+    Returns:
+        the pending items, in ``datalist`` order.
+    """
+    out = Path(output_dir)
+    with open(checkpoint, "rb") as f:
+        record = {"checkpoint": hashlib.file_digest(f, "sha256").hexdigest(), **dict(settings or {})}
+    record_path = out / RUN_RECORD
+    same_run = record_path.is_file() and json.loads(record_path.read_text()) == json.loads(json.dumps(record))
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(json.dumps(record, indent=2), record_path)
+    remove_partials(out)
+    if not (resume and same_run):
+        return list(datalist)
+    todo = [e for e in datalist if not all(p.is_file() for p in cascade_outputs(out, _image_id(e), channels).values())]
+    if len(todo) < len(datalist):
+        logger.info("resuming: %d of %d images already segmented in %s", len(datalist) - len(todo), len(datalist), out)
+    return todo
 
 
 class SaveCascadeMasksd(MapTransform):
@@ -85,14 +148,13 @@ class SaveCascadeMasksd(MapTransform):
             if pred.shape[0] != len(self.channels):
                 raise ValueError(f"'{key}' has {pred.shape[0]} channels, expected {len(self.channels)}.")
             masks = {n: mask8(pred[c], self.threshold) for c, n in enumerate(self.channels) if n != "background"}
-            names = {"lesion": f"lesion/{image_id}_segmentation.png", "union": f"union/{image_id}_union.png"}
+            paths = cascade_outputs(self.output_dir, image_id, self.channels)
             for name, mask in masks.items():
-                path = names.get(name, f"attributes/{image_id}_attribute_{name}.png")
-                save_image_atomic(mask, self.output_dir / path)
-            self._overlay(d, image_id, masks)
+                save_image_atomic(mask, paths[name])
+            self._overlay(d, paths["overlay"], masks)
         return d
 
-    def _overlay(self, d: Mapping, image_id: str, masks: Mapping[str, np.ndarray]) -> None:
+    def _overlay(self, d: Mapping, path: Path, masks: Mapping[str, np.ndarray]) -> None:
         meta = getattr(d.get("image"), "meta", {}) or {}
         source = meta.get("filename_or_obj")
         if not source:
@@ -104,4 +166,4 @@ class SaveCascadeMasksd(MapTransform):
             truth = {n: read_2d(d[n]) for n in shown if isinstance(d.get(n), str) and Path(d[n]).is_file()}
         colors = {n: COLORS[n] for n in shown if n in COLORS}
         panel = comparison_panel(photo, shown, truth or None, colors=colors)
-        save_image_atomic(panel, self.output_dir / "overlays" / f"{image_id}_overlay.png")
+        save_image_atomic(panel, path)

@@ -1,0 +1,193 @@
+"""Bad input everywhere a user can give it: each case is a clear error naming the item, raised before any work.
+
+Library cases run in process; the bundle cases run ``python -m monai.bundle`` and check that nothing was written.
+"""
+
+import re
+import shutil
+
+import pytest
+import torch
+from monai.data import MetaTensor
+from PIL import Image
+
+from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, prepare_network, split_datalists
+from monai_skinattr.data import DatasetLayoutError, image_datalist, isic_datalist, synthetic
+from monai_skinattr.transforms import LesionBBoxCrop, LesionBBoxCropd, TileGrid, TileGridd, UnionMask
+from tests.bundles.test_tatl_bundle import BUNDLE, CONFIGS, bundle, config
+
+IMAGES = "ISIC2018_Task1-2_Training_Input"
+LESIONS = "ISIC2018_Task1_Training_GroundTruth"
+ATTRS = "ISIC2018_Task2_Training_GroundTruth_v3"
+
+
+@pytest.fixture(scope="module")
+def isic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("isic")
+    synthetic.make_isic(root, n=10, size=(32, 32), progress=False)
+    return root
+
+
+def _broken(isic, tmp_path):
+    """A copy of the tiny ISIC set with a truncated photo, a greyscale photo, an RGB and an RGBA mask."""
+    root = tmp_path / "broken"
+    shutil.copytree(isic, root)
+    jpg = root / IMAGES / "ISIC_0000001.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:-200])
+    grey = root / IMAGES / "ISIC_0000002.jpg"
+    Image.open(grey).convert("L").save(grey)
+    rgb = root / LESIONS / "ISIC_0000003_segmentation.png"
+    Image.open(rgb).convert("RGB").save(rgb)
+    rgba = root / ATTRS / "ISIC_0000004_attribute_streaks.png"
+    Image.open(rgba).convert("RGBA").save(rgba)
+    return root
+
+
+def test_training_data_names_every_bad_file(isic, tmp_path):
+    root = _broken(isic, tmp_path)
+    with pytest.raises(DatasetLayoutError) as err:
+        isic_datalist(root, task=2)
+    problems = err.value.problems
+    assert len(problems) == 4
+    assert f"{root / IMAGES / 'ISIC_0000001.jpg'}: unreadable image (image file is truncated" in problems[0]
+    assert problems[1] == f"{root / IMAGES / 'ISIC_0000002.jpg'}: image has 1 channel(s) (greyscale), expected 3 (RGB)"
+    assert (
+        problems[2]
+        == f"{root / LESIONS / 'ISIC_0000003_segmentation.png'}: mask has 3 channel(s) (RGB), expected 1 (greyscale)"
+    )  # noqa: E501
+    assert problems[3].startswith(f"{root / ATTRS / 'ISIC_0000004_attribute_streaks.png'}: mask has 4 channel(s)")
+
+
+def test_photos_to_segment_are_all_checked_first(isic, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(isic / IMAGES, photos)
+    (photos / "ISIC_0000001.jpg").write_bytes((photos / "ISIC_0000001.jpg").read_bytes()[:-200])
+    Image.open(photos / "ISIC_0000002.jpg").convert("RGBA").save(photos / "ISIC_0000002.png")
+    (photos / "notes.jpg").write_text("not a photo")
+    with pytest.raises(DatasetLayoutError) as err:
+        image_datalist(photos)
+    problems = err.value.problems
+    assert [p.split(":")[0] for p in problems] == [
+        str(photos / n) for n in ("ISIC_0000001.jpg", "ISIC_0000002.png", "notes.jpg")
+    ]
+    assert "truncated" in problems[0] and "4 channel(s)" in problems[1] and "unreadable image" in problems[2]
+
+
+def test_too_few_images_for_the_split(isic, tmp_path):
+    few = tmp_path / "few"
+    synthetic.make_isic(few, n=4, size=(32, 32), progress=False)
+    with pytest.raises(DatasetLayoutError, match=r"(?s)'.*few'.*4 training image\(s\) cannot give fold 0 of 5"):
+        split_datalists(few)
+    with pytest.raises(ValueError, match="fold must be one of 0..4 .* got 5"):
+        split_datalists(isic, fold=5)
+
+
+def _named(x: torch.Tensor, name: str) -> MetaTensor:
+    return MetaTensor(x, meta={"filename_or_obj": name})
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda nan: LesionBBoxCrop()(_named(nan, "photo.jpg"), torch.ones(1, 8, 8)), "image 'photo.jpg' holds 1 NaN"),
+        (lambda nan: LesionBBoxCrop()(torch.rand(3, 8, 8), _named(nan[:1], "lesion.png")), "mask 'lesion.png' holds 1"),
+        (lambda nan: LesionBBoxCropd("image", "lesion")({"image": nan, "lesion": torch.ones(1, 8, 8)}), "image holds"),
+        (lambda nan: UnionMask()([torch.zeros(1, 8, 8), _named(nan[:1], "streaks.png")]), "mask 'streaks.png' holds"),
+    ],
+)
+def test_nan_inputs_are_named(call, message):
+    nan = torch.rand(3, 8, 8)
+    nan[0, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match=message):
+        call(nan)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: LesionBBoxCrop(offset=-1), "LesionBBoxCrop offset must be an integer >= 0, got -1"),
+        (lambda: LesionBBoxCrop(offset=2.5), "LesionBBoxCrop offset must be an integer >= 0, got 2.5"),
+        (lambda: LesionBBoxCrop(offset="40"), "LesionBBoxCrop offset must be an integer >= 0, got '40'"),
+        (lambda: TATLCascadeNet(["streaks"], offset=7.5), "offset must be an integer >= 0, got 7.5"),
+        (lambda: TileGrid(window=16.5), "TileGrid window must be an integer >= 1, got 16.5"),
+        (lambda: TileGrid(window=16, stride=0), "TileGrid stride must be an integer >= 1, got 0"),
+        (lambda: TileGrid(window=16, stride=-4), "TileGrid stride must be an integer >= 1, got -4"),
+        (lambda: TileGrid(window=16, stride=32), "stride 32 > window 16 would leave gaps"),
+        (lambda: TileGridd("image", window=0), "TileGrid window must be an integer >= 1, got 0"),
+    ],
+)
+def test_out_of_range_offsets_and_tiles(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_window_larger_than_the_image_names_it():
+    image = _named(torch.rand(1, 20, 40), "fundus.png")
+    with pytest.raises(ValueError, match=r"TileGrid: image 'fundus.png' of spatial size \(20, 40\) is smaller"):
+        TileGrid(window=32)(image)
+    with pytest.raises(ValueError, match=r"image 'fundus.png' of spatial size \(20, 40\) is smaller than the window"):
+        TileGridd(["image", "label"], window=32)({"image": image, "label": torch.zeros(1, 20, 40)})
+
+
+def test_checkpoints_that_do_not_fit(tmp_path):
+    linknet = tmp_path / "union" / "linknet.pt"
+    linknet.parent.mkdir()
+    torch.save(TATLSegmenter("linknet").state_dict(), linknet)
+    unet = "TATLSegmenter(arch='unet', encoder='efficientnet-b0')"
+    unet_re = re.escape(unet)
+    with pytest.raises(FileNotFoundError, match=rf"checkpoint '.*missing.pt' does not exist; .* weights of {unet_re}"):
+        prepare_network(TATLSegmenter("unet"), tmp_path / "missing.pt")
+    with pytest.raises(ValueError) as err:
+        prepare_network(TATLSegmenter("unet"), linknet)
+    assert str(err.value).startswith(f"checkpoint '{linknet}' does not fit {unet}: it lacks 60 of the network's 420")
+    assert "\n" not in str(err.value)
+    cascade = tmp_path / "cascade.pt"  # an ISIC 2018 cascade (with globules) given to an ISIC 2017 one
+    torch.save(TATLCascadeNet(["globules", "streaks"], archs=["unet"]).state_dict(), cascade)
+    with pytest.raises(
+        ValueError, match=r"does not fit TATLCascadeNet\(attributes=\['streaks'\].*: 420 of its tensors are not"
+    ):
+        prepare_network(TATLCascadeNet(["streaks"], archs=["unet"]), cascade)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(linknet.read_bytes()[:5000])
+    with pytest.raises(ValueError, match=rf"checkpoint '{truncated}' cannot be read \(.*\); .* weights of {unet_re}"):
+        prepare_network(TATLSegmenter("unet"), truncated)
+
+
+def _run(*args: str):
+    return bundle("run", "--bundle_root", str(BUNDLE), *args, check=False)
+
+
+def test_bundle_training_stops_before_any_work(isic, tmp_path):
+    """Broken data, then a stage-3 start from a checkpoint of the other shape: one clear error each, nothing written."""
+    models = tmp_path / "models"
+    common = ["--config_file", config("common.json", "train_attribute.json"), "--models_dir", str(models),
+              "--output_dir", str(tmp_path / "eval"), "--spatial_size", "[32, 32]", "--max_epochs", "1"]  # fmt: skip
+    result = _run(*common, "--dataset_dir", str(_broken(isic, tmp_path)))
+    assert result.returncode != 0
+    assert "4 problem(s) in dataset" in result.stderr and "ISIC_0000001.jpg: unreadable image" in result.stderr
+    assert "ISIC_0000003_segmentation.png: mask has 3 channel(s) (RGB), expected 1" in result.stderr
+    (models / "union" / "unet").mkdir(parents=True)
+    torch.save(TATLSegmenter("linknet").state_dict(), models / "union" / "unet" / "model.pt")
+    result = _run(*common, "--dataset_dir", str(isic), "--use_predicted_lesion", "false")
+    assert result.returncode != 0
+    assert (
+        f"ValueError: checkpoint '{models}/union/unet/model.pt' does not fit TATLSegmenter(arch='unet', "
+        "encoder='efficientnet-b0'): it lacks 60" in result.stderr
+    )
+    assert sorted(p.name for p in models.rglob("*") if p.is_file()) == ["model.pt"]  # the planted one only
+
+
+def test_bundle_inference_stops_before_any_work(isic, tmp_path):
+    out = tmp_path / "out"
+    photos = tmp_path / "photos"
+    shutil.copytree(isic / IMAGES, photos)
+    args = ["--config_file", str(CONFIGS / "inference.json"), "--output_dir", str(out), "--dataset_dir", str(photos)]
+    result = _run(*args, "--models_dir", str(tmp_path / "no_models"))
+    assert result.returncode != 0
+    assert f"FileNotFoundError: checkpoint '{tmp_path}/no_models/model.pt' does not exist" in result.stderr
+    (photos / "ISIC_0000005.jpg").write_bytes((photos / "ISIC_0000005.jpg").read_bytes()[:-300])
+    result = _run(*args, "--models_dir", str(tmp_path / "no_models"))
+    assert result.returncode != 0 and f"{photos}/ISIC_0000005.jpg: unreadable image (image file is truncated" in (
+        result.stderr
+    )
+    assert not out.exists()
