@@ -1,7 +1,16 @@
 """Networks not in MONAI, each buildable from a bundle config and exportable to TorchScript."""
 
-from .attention_unet import ResNet50AttentionUNet
-from .base import EncoderDecoder, SkipDecoder, StagedEncoder, count_parameters, freeze_encoder, load_stage_weights
+from .attention_unet import AttentionGate, ResNet50AttentionUNet
+from .base import (
+    EncoderDecoder,
+    SkipDecoder,
+    StagedEncoder,
+    count_parameters,
+    freeze_encoder,
+    init_weights,
+    load_stage_weights,
+)
+from .classifier import EncoderClassifier, thesis_network
 from .efficient_former import EffFormerISCF, EfficientAttention, InterScaleContextFusion
 from .efficientnet import EffLinkNet, EffUNet, LinkNetDecoder, UNetDecoder
 from .encoders import (
@@ -20,12 +29,14 @@ from .swin_unet import SwinEncoder, SwinUNet
 from .unet import UNet
 
 __all__ = [
+    "AttentionGate",
     "ChannelNormalization",
     "EffFormerISCF",
     "EffLinkNet",
     "EfficientAttention",
     "EffUNet",
     "EfficientNetEncoder",
+    "EncoderClassifier",
     "EncoderDecoder",
     "FCDenseNet",
     "InterScaleContextFusion",
@@ -44,7 +55,9 @@ __all__ = [
     "count_parameters",
     "freeze_encoder",
     "get_encoder",
+    "init_weights",
     "list_encoders",
     "load_stage_weights",
     "register_encoder",
+    "thesis_network",
 ]

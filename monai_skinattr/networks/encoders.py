@@ -14,6 +14,8 @@ import torch
 from monai.networks.nets import EfficientNetBN
 from torch import nn
 from torchvision.models import mobilenet_v2, resnet50
+from torchvision.models.resnet import Bottleneck
+from torchvision.ops import StochasticDepth
 
 from .base import StagedEncoder, _state_dict
 
@@ -236,10 +238,41 @@ def _check_pretrained_channels(name: str, in_channels: int, weights: str | Path 
         )
 
 
+class _DropPathBottleneck(nn.Module):
+    """
+    torchvision's ``Bottleneck`` with stochastic depth (``torchvision.ops.StochasticDepth``, per sample) on the
+    residual branch: ``relu(drop(bn3(conv3(...))) + identity)``. It holds the block's own layers under their own
+    names, so its state-dict keys are torchvision's.
+    """
+
+    def __init__(self, block: Bottleneck, p: float) -> None:
+        super().__init__()
+        self.conv1, self.bn1, self.conv2, self.bn2 = block.conv1, block.bn1, block.conv2, block.bn2
+        self.conv3, self.bn3, self.relu, self.downsample = block.conv3, block.bn3, block.relu, block.downsample
+        self.drop_path = StochasticDepth(p, "row")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.drop_path(self.bn3(self.conv3(out))) + identity)
+
+
 class ResNet50Encoder(nn.Module):
     """
-    torchvision ResNet50 features at 1/2 (64), 1/4 (256), 1/8 (512), 1/16 (1024) and 1/32 (2048). Registered as
-    ``"resnet50"``.
+    torchvision ResNet50 features at 1/2 (64), 1/4 (256), 1/8 (512), 1/16 (1024) and 1/32 (2048), 23,508,032
+    parameters. Registered as ``"resnet50"``. Every bottleneck block carries stochastic depth on its residual branch,
+    its rate rising linearly from 0 (first block) to ``drop_path`` (16th block), active only in training mode.
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import ResNet50Encoder
+
+        enc = ResNet50Encoder(drop_path=0.1)  # the thesis' ImageNet pretraining rate
+        print([f.shape[1] for f in enc(torch.rand(1, 3, 64, 64))])  # [64, 256, 512, 1024, 2048]
 
     Args:
         in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
@@ -247,12 +280,14 @@ class ResNet50Encoder(nn.Module):
         weights: optional local torchvision ResNet50 state dict, e.g. ``resnet50-11ad3fa6.pth`` (``IMAGENET1K_V2``,
             ``https://download.pytorch.org/models/resnet50-11ad3fa6.pth``), loaded strictly apart from the ``fc.*``
             keys: missing, unexpected or differently shaped tensors raise ``ValueError``. Nothing is downloaded.
+        drop_path: stochastic depth rate of the last block (0 = none). Stochastic depth adds no parameters: the
+            state dict is the same for every rate.
 
     Raises:
         ValueError: ``weights`` with ``in_channels != 3``, or weights that do not fit.
     """
 
-    def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
+    def __init__(self, in_channels: int = 3, weights: str | Path | None = None, drop_path: float = 0.0) -> None:
         super().__init__()
         _check_pretrained_channels(type(self).__name__, in_channels, weights)
         net = resnet50(weights=None)
@@ -262,7 +297,10 @@ class ResNet50Encoder(nn.Module):
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.pool = net.maxpool
-        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
+        layers = [net.layer1, net.layer2, net.layer3, net.layer4]
+        rates = iter(torch.linspace(0, drop_path, sum(len(layer) for layer in layers)).tolist())
+        blocks = [[_DropPathBottleneck(block, next(rates)) for block in layer] for layer in layers]
+        self.layers = nn.ModuleList([nn.Sequential(*layer) for layer in blocks])
         self.out_channels = [64, 256, 512, 1024, 2048]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
