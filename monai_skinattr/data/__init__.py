@@ -10,6 +10,7 @@ from .covidqu import covidqu_datalist
 from .cvc import cvc_colondb_datalist
 from .folds import carve_validation, kfold
 from .idrid import idrid_datalist
+from .imagefolder import imagefolder_datalist
 from .isic import ATTRIBUTES, isic_datalist
 from .prepare import image_datalist, lesion_splits, prepare_isic
 from .shenzhen import shenzhen_datalist
@@ -24,6 +25,7 @@ __all__ = [
     "folds",
     "idrid_datalist",
     "image_datalist",
+    "imagefolder_datalist",
     "isic_datalist",
     "kfold",
     "lesion_splits",

@@ -45,6 +45,7 @@ __all__ = [
     "make_covidqu",
     "make_shenzhen",
     "make_cvc_colondb",
+    "make_imagefolder",
     "is_complete",
     "is_partial",
     "isic_sample",
@@ -673,6 +674,54 @@ def is_partial(root: str | Path, dataset: str, split: str) -> bool:
     return partial_marker(root, dataset, split).is_file()
 
 
+# --------------------------------------------------------------------------------------------- classification
+
+
+def make_imagefolder(
+    root: str | Path,
+    n: int = 8,
+    size: tuple[int, int] = (64, 64),
+    seed: int = 0,
+    split: str = "train",
+    classes: int = 4,
+    progress: bool = True,
+) -> Path:
+    """
+    Write ``n`` RGB images per class in the ImageFolder layout ``<root>/<split>/class_<k>/<k>_<i>.png``, a stand-in
+    for ImageNet when pretraining encoders. Class ``k`` is a texture: stripes at an angle of ``k·180°/classes``
+    on smooth noise with a random colour, so the classes are learnable but not trivially by colour.
+
+    .. code-block:: python
+
+        from monai_skinattr.data import synthetic
+        from monai_skinattr.data.imagefolder import imagefolder_datalist
+
+        root = synthetic.make_imagefolder("data/imagefolder_synthetic", n=2, classes=3)
+        print(len(imagefolder_datalist(root)[0]))  # 6
+    """
+    if classes < 2 or n < 1:
+        raise ValueError(f"need at least 2 classes and 1 image per class, got {classes} and {n}.")
+    root = Path(root)
+    params = {"n": n, "size": list(size), "seed": seed, "classes": classes}
+    _mark_started(root, "imagefolder", split, **params)
+    yy, xx = _grid(size)
+    rng_root = np.random.SeedSequence([seed, sum(map(ord, split))])
+    jobs = [(k, i, child) for (k, i), child in zip(np.ndindex(classes, n), rng_root.spawn(classes * n), strict=True)]
+    for k, i, child in tqdm(jobs, desc=f"synthetic ImageFolder {split}", disable=not progress):
+        rng = np.random.default_rng(child)
+        angle = np.pi * (k + rng.uniform(-0.15, 0.15)) / classes
+        period = rng.uniform(6, 12) * max(size) / 64
+        stripes = 0.5 + 0.5 * np.sin(
+            2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period + rng.uniform(0, 6.3)
+        )
+        noise = _smooth_noise(rng, (*size, 3), sigma=max(size) / 16)
+        color = rng.uniform(0.2, 0.9, size=3)
+        image = np.clip(0.15 + 0.7 * stripes[..., None] * color + 0.1 * noise, 0, 1)
+        save_image_atomic(_to_uint8(255 * image), root / split / f"class_{k}" / f"{k}_{i:04d}.png")
+    _mark_complete(root, "imagefolder", split, **params)
+    return root
+
+
 MAKERS: dict[str, Callable[..., Path]] = {
     "isic": make_isic,
     "acdc": make_acdc,
@@ -680,6 +729,7 @@ MAKERS: dict[str, Callable[..., Path]] = {
     "covidqu": make_covidqu,
     "shenzhen": make_shenzhen,
     "cvc_colondb": make_cvc_colondb,
+    "imagefolder": make_imagefolder,
 }
 #: datasets with no official splits: one folder, whose marker files use the split name "training".
 SPLITLESS = ("shenzhen", "cvc_colondb")
