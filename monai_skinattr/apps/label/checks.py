@@ -1,0 +1,61 @@
+"""Photos and labels a client sends, checked before anything uses them; what is wrong comes back as an HTTP 4xx."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from fastapi import HTTPException
+from PIL import Image
+
+from monai_skinattr.data.checks import channels, read_2d
+
+__all__ = ["check_photo", "read_label"]
+
+
+def check_photo(path: str | Path, what: str = "photo") -> tuple[int, int]:
+    """
+    The ``(height, width)`` of a photo after decoding all of it (JPEGs at 1/8 scale: every byte is still read, so
+    a truncated file fails); HTTP 415 when it is not a readable image, 422 when it is not RGB.
+
+    .. code-block:: python
+
+        check_photo("studies/ISIC_0000000.jpg")  # (450, 600)
+    """
+    try:
+        with Image.open(path) as im:
+            size = (im.height, im.width)
+            im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+            n = channels(np.asarray(im))
+    except Exception as e:  # PIL raises several types for corrupt files
+        raise HTTPException(415, f"the {what} is not a readable image ({e})") from e
+    if n != 3:
+        raise HTTPException(422, f"the {what} has {n} channel(s); an RGB photo is expected")
+    return size
+
+
+def read_label(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """
+    A submitted mask as a 0/255 ``uint8`` array; it must decode, be single-channel, of the photo's ``size``
+    ``(height, width)`` and binary (0 and one foreground value: 1, 255 or the map's label value). HTTP 415 when it is
+    not a readable image, 422 when it is not such a mask.
+
+    .. code-block:: python
+
+        mask = read_label("corrected_lesion.png", check_photo("studies/ISIC_0000000.jpg"))
+    """
+    try:
+        mask = read_2d(path)
+    except Exception as e:
+        raise HTTPException(415, f"the label is not a readable image ({e})") from e
+    if mask.ndim != 2:
+        raise HTTPException(422, f"the label has {channels(mask)} channels; a single-channel mask is expected")
+    if mask.shape != tuple(size):
+        raise HTTPException(
+            422, f"the label is {mask.shape[0]}x{mask.shape[1]} (height x width), its photo {size[0]}x{size[1]}"
+        )
+    values = np.unique(mask)
+    if (values > 0).sum() > 1:
+        raise HTTPException(422, f"the label is not binary (values {values[:8].tolist()}...); 0 and one value expected")
+    return (mask > 0).astype(np.uint8) * 255

@@ -1,0 +1,206 @@
+"""Fine-tuning the served TATL cascade on the labels annotators submitted, with the bundle's own stage configs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.data import partition_dataset
+from monailabel.interfaces.tasks.train import TrainTask
+
+from monai_skinattr.apps.tatl import assemble_cascade, cascade_settings
+from monai_skinattr.config import run_bundle
+from monai_skinattr.data.io import write_text_atomic
+
+from .datastore import TATLDatastore
+
+__all__ = ["TATLTrainTask", "partition", "split_cascade", "stage_checkpoints", "STATS_FILE"]
+
+logger = logging.getLogger(__name__)
+
+#: what the last training recorded, beside the served ``models/model.pt``
+STATS_FILE = "label_train.json"
+
+
+def stage_checkpoints(settings: Mapping) -> dict[str, str]:
+    """
+    Each cascade member (``TATLCascadeNet`` submodule) and the checkpoint its stage config writes under a models
+    folder — the layout ``configs/assemble.json`` joins.
+
+    .. code-block:: python
+
+        stage_checkpoints({"archs": ["unet"], "attributes": ["streaks"]})
+        # {'lesion_net.nets.0': 'lesion/model.pt', 'union_net.nets.0': 'union/unet/model.pt',
+        #  'attribute_nets.streaks.nets.0': 'attributes/streaks/unet/model.pt'}
+    """
+    files = {"lesion_net.nets.0": "lesion/model.pt"}
+    for i, arch in enumerate(settings["archs"]):
+        files[f"union_net.nets.{i}"] = f"union/{arch}/model.pt"
+        for name in settings["attributes"]:
+            files[f"attribute_nets.{name}.nets.{i}"] = f"attributes/{name}/{arch}/model.pt"
+    return files
+
+
+def split_cascade(checkpoint: str | Path, settings: Mapping, models_dir: str | Path) -> list[str]:
+    """
+    The inverse of ``assemble_cascade``: write each trained member of an assembled cascade ``checkpoint`` where its
+    stage config keeps it under ``models_dir`` (:func:`stage_checkpoints`), so fine-tuning starts from the served
+    weights. Members ``settings["untrained"]`` lists are not written. Returns the files written.
+
+    .. code-block:: python
+
+        split_cascade("bundles/tatl/models/model.pt", cascade_settings("bundles/tatl/models"), "work/models")
+        # ['lesion/model.pt', 'union/unet/model.pt', 'attributes/globules/unet/model.pt', ...]
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    written = []
+    for prefix, rel in stage_checkpoints(settings).items():
+        if rel in settings.get("untrained", []):
+            continue
+        member = {k.removeprefix(prefix + "."): v for k, v in state.items() if k.startswith(prefix + ".")}
+        path = Path(models_dir) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(member, path)
+        written.append(rel)
+    return written
+
+
+def partition(items: Sequence[dict], val_split: float, seed: int = 0) -> dict[str, list[dict]]:
+    """
+    MONAI Label's split of the labelled photos (``monai.data.partition_dataset``, shuffled): ``"training"`` and
+    ``"validation"`` (``val_split`` of them) datalists for the stage configs. When that leaves either empty (fewer
+    than three photos at 0.2), every photo trains and the checkpoint is selected on the training photos.
+
+    .. code-block:: python
+
+        [len(v) for v in partition(datastore.labelled_items(), 0.2).values()]  # [8, 2, 0] for 10 photos
+    """
+    items = list(items)
+    train, val = partition_dataset(items, ratios=[1 - val_split, val_split], shuffle=True, seed=seed)
+    if not train or not val:
+        logger.warning("%d labelled photo(s): too few to hold some out, selecting on the training photos", len(items))
+        train, val = items, items
+    return {"training": train, "validation": val, "test": []}
+
+
+class TATLTrainTask(TrainTask):
+    """
+    Fine-tune the served TATL cascade on the labels submitted to the datastore, starting from the served weights,
+    with the bundle's own stage configs (``common.json`` + ``train_*.json``, the cascade's sizes and shapes from
+    ``models/cascade.json``): the Segment-Net on the photos with a ``lesion`` label; on the photos with every
+    attribute's label, their predicted lesions (``predict_lesion.json``), the union segmenters and every attribute's
+    segmenters. Stages without new labels keep their served weights. The members are assembled into a new cascade
+    that replaces ``models/model.pt`` atomically; the server serves it from the next request on. Each stage selects
+    its checkpoint on ``val_split`` of its photos (:func:`partition`). The work happens in a temporary folder under
+    ``models/``, removed afterwards.
+
+    .. code-block:: python
+
+        task = TATLTrainTask("bundles/tatl")
+        task({"max_epochs": 5}, datastore)  # what was trained, also in models/label_train.json
+
+    Args:
+        bundle: the served TATL bundle folder.
+    """
+
+    def __init__(self, bundle: str | Path) -> None:
+        super().__init__("Fine-tune the TATL cascade (lesion, union, attribute segmenters) on the submitted labels")
+        self.bundle = Path(bundle)
+        self.models = self.bundle / "models"
+
+    def config(self) -> dict[str, Any]:
+        return {"max_epochs": 10, "val_split": 0.2, "batch_size": 4, "learning_rate": 0.01}
+
+    def stats(self) -> dict[str, Any]:
+        path = self.models / STATS_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def __call__(self, request: Mapping[str, Any], datastore: TATLDatastore) -> dict[str, Any]:
+        options = {**self.config(), **{k: request[k] for k in self.config() if k in request}}
+        settings = cascade_settings(self.models)
+        attributes = list(settings["attributes"])
+        items = datastore.labelled_items()
+        lesion = [e for e in items if "lesion" in e]
+        complete = [e for e in items if all(a in e for a in attributes)]
+        if not lesion and not complete:
+            raise ValueError(
+                f"nothing to train on: submit lesion labels (tag 'lesion') or, for a photo, every attribute's label "
+                f"(tags {attributes}); labelled photos so far: {[e['id'] for e in items]}"
+            )
+        logger.info("training on %d lesion label(s), %d photo(s) with every attribute", len(lesion), len(complete))
+        with tempfile.TemporaryDirectory(prefix=".train-", dir=self.models) as tmp:
+            work = Path(tmp) / "models"
+            split_cascade(self.models / "model.pt", settings, work)
+            common = {
+                "models_dir": str(work),
+                "output_dir": str(Path(tmp) / "eval"),
+                "attributes": attributes,
+                "archs": list(settings["archs"]),
+                "lesion_arch": settings["lesion_arch"],
+                "encoder": settings["encoder"],
+                "normalization": settings["normalization"],
+                "lesion_size": list(settings["lesion_size"]),
+                "spatial_size": list(settings["crop_size"]),
+                "offset": settings["offset"],
+                "crop": settings["crop"],
+                "max_epochs": int(options["max_epochs"]),
+                "batch_size": int(options["batch_size"]),
+                "learning_rate": float(options["learning_rate"]),
+                "resume": False,
+            }
+            runs = self._plan(work, settings, lesion, complete, float(options["val_split"]))
+            for name, configs, override in runs:
+                logger.info("stage %s", name)
+                run_bundle(self.bundle, ["common.json", *configs], **common, **override)
+            build = {k: v for k, v in settings.items() if k != "untrained"}
+            new = assemble_cascade(work, build)
+            with open(new, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            os.replace(work / "cascade.json", self.models / "cascade.json")
+            os.replace(new, self.models / "model.pt")
+        record = {
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "checkpoint_sha256": digest,
+            "stages": [name for name, _, _ in runs if name != "predict_lesion"],
+            "lesion_labels": [e["id"] for e in lesion],
+            "attribute_labels": [e["id"] for e in complete],
+            **options,
+        }
+        write_text_atomic(json.dumps(record, indent=2), self.models / STATS_FILE)
+        logger.info("serving the fine-tuned cascade %s", self.models / "model.pt")
+        return record
+
+    @staticmethod
+    def _plan(
+        work: Path, settings: Mapping, lesion: list[dict], complete: list[dict], val_split: float
+    ) -> list[tuple[str, list[str], dict]]:
+        """The stage runs, ``(name, configs, overrides)`` each, in TATL's order."""
+
+        def start(rel: str) -> str:  # a stage left untrained in the served cascade starts from scratch
+            return str(work / rel) if (work / rel).is_file() else ""
+
+        runs: list[tuple[str, list[str], dict]] = []
+        if lesion:
+            override = {"init_checkpoint": start("lesion/model.pt"), "datalists": partition(lesion, val_split)}
+            runs.append(("lesion", ["train_lesion.json"], override))
+        if complete:
+            data = partition(complete, val_split)
+            if settings["crop"]:
+                runs.append(("predict_lesion", ["predict_lesion.json"], {"datalists": data}))
+            for arch in settings["archs"]:
+                override = {"arch": arch, "init_checkpoint": start(f"union/{arch}/model.pt")}
+                runs.append((f"union/{arch}", ["train_union.json"], {**override, "datalists": data}))
+            for name in settings["attributes"]:
+                for arch in settings["archs"]:
+                    init = start(f"attributes/{name}/{arch}/model.pt")
+                    override = {"arch": arch, "attribute": name, "from_union": False, "init_checkpoint": init}
+                    runs.append((f"attribute/{name}/{arch}", ["train_attribute.json"], {**override, "datalists": data}))
+        return runs
