@@ -334,7 +334,9 @@ class StitchTiles(Transform):
     """
     Put tile predictions back into one image, averaging where tiles overlap (MONAI's ``AvgMerger``).
     Tiles carry their ``location`` and the full ``spatial_shape`` in metadata (as :class:`TileGrid` writes
-    them); both can also be passed explicitly. Pixels no tile covered (dropped dark tiles) are ``fill``.
+    them); both can also be passed explicitly. Pixels no tile covered (dropped dark tiles) are ``fill``. The result
+    has the tiles' dtype, except integer tiles whose overlaps average to fractions: those come back as float32
+    (two overlapping masks 0 and 1 give 0.5, not 0).
 
     .. code-block:: python
 
@@ -370,7 +372,9 @@ class StitchTiles(Transform):
         counts = merger.get_counts()[0]
         merged = merger.finalize()[0]
         merged[counts == 0] = self.fill
-        return merged.to(first.dtype)
+        if first.dtype.is_floating_point or torch.equal(merged, merged.round()):
+            return merged.to(first.dtype)
+        return merged  # integer tiles whose overlaps average to fractions: float32, never truncated
 
     @staticmethod
     def _meta(tile: torch.Tensor, key: str):

@@ -122,3 +122,14 @@ def test_tile_bad_arguments(args, message):
 def test_stitch_needs_locations():
     with pytest.raises(ValueError, match="location"):
         StitchTiles()([torch.zeros(1, 4, 4)])
+
+
+def test_stitch_integer_tiles_exactly():
+    img = torch.randint(0, 2, (1, 8, 8), dtype=torch.uint8)
+    tiles = TileGrid(4, 4)(img)  # no overlap: the same integers back
+    out = StitchTiles()(tiles)
+    assert out.dtype == torch.uint8 and torch.equal(out, img)
+    zeros, ones = torch.zeros(1, 4, 4, dtype=torch.uint8), torch.ones(1, 4, 4, dtype=torch.uint8)
+    out = StitchTiles()([zeros, ones], [(0, 0), (0, 2)], (4, 6))  # columns 2-3 covered by both
+    assert out.dtype == torch.float32
+    assert out[0, 0].tolist() == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0]
