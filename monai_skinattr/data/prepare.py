@@ -79,11 +79,12 @@ def lesion_splits(root: str | Path, val_fraction: float = 0.2, seed: int = 0) ->
     return {"training": train, "validation": val, "test": test}
 
 
-def image_datalist(folder: str | Path, validate: bool = True) -> list[dict]:
+def image_datalist(folder: str | Path, validate: bool = True, channels: int | None = 3) -> list[dict]:
     """
     ``[{"image", "id"}]`` of the photos to segment: an ISIC root (its newest year's test, validation or training
     image folder, in that order) or any folder of ``.jpg`` / ``.png`` photos. With ``validate`` every photo is
-    decoded first and every unreadable or non-RGB one is named in one error, before anything is segmented.
+    decoded first and every unreadable one, or one without ``channels`` channels (3: RGB, 1: grey, ``None``: any),
+    is named in one error, before anything is segmented.
 
     .. code-block:: python
 
@@ -111,7 +112,7 @@ def image_datalist(folder: str | Path, validate: bool = True) -> list[dict]:
         raise DatasetLayoutError(root, ["no .jpg/.png photos found"])
     if validate:
         problems = Problems()
-        check_photos(files, problems)
+        check_photos(files, problems, image_channels=channels)
         problems.raise_if_any(root)
     return [{"image": str(p), "id": p.stem} for p in files]
 

@@ -20,7 +20,7 @@ from monai_skinattr.apps.input_transfer import (
     segmentation_rates,
     target_loading,
 )
-from monai_skinattr.data import isic_datalist, synthetic
+from monai_skinattr.data import DatasetLayoutError, image_datalist, isic_datalist, synthetic
 from monai_skinattr.networks import FCDenseNet, UNet
 from monai_skinattr.transforms import lesion_preprocessing
 
@@ -206,3 +206,10 @@ def test_assemble_model_joins_the_two_checkpoints(tmp_path):
         assemble_model(tmp_path, "gp_t")
     with pytest.raises(ValueError, match="variant must be one of"):
         assemble_model(tmp_path, "cyclegan")
+
+
+def test_grey_photos_for_one_channel_segmenters(tmp_path):
+    root = synthetic.make_shenzhen(tmp_path / "lungs", n=2, size=(32, 32), progress=False) / "CXR_png"
+    assert [e["id"] for e in image_datalist(root, channels=1)] == ["CHNCXR_0001_0", "CHNCXR_0002_1"]
+    with pytest.raises(DatasetLayoutError, match="CHNCXR_0001_0.png: image has 1 channel"):
+        image_datalist(root)  # RGB is the default
