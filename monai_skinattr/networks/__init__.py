@@ -23,6 +23,7 @@ from .encoders import (
 )
 from .ensemble import ProbabilityEnsemble
 from .fc_densenet import FCDenseNet
+from .inference import fold_batch_norms, optimize_for_inference
 from .mobilenet_unet import MobileNetV2UNet
 from .normalization import ChannelNormalization
 from .swin_unet import SwinEncoder, SwinUNet
@@ -53,11 +54,13 @@ __all__ = [
     "UNet",
     "UNetDecoder",
     "count_parameters",
+    "fold_batch_norms",
     "freeze_encoder",
     "get_encoder",
     "init_weights",
     "list_encoders",
     "load_stage_weights",
+    "optimize_for_inference",
     "register_encoder",
     "thesis_network",
 ]

@@ -15,6 +15,7 @@ from monai_skinattr.apps.tatl import (
     TATLCascadeNet,
     as_bool,
     lesion_boxes,
+    optimize_cascade,
     plan_experiment,
     prepare_dataset,
     run_label,
@@ -371,3 +372,32 @@ def test_workflow_resumes_at_the_first_unfinished_stage(tmp_path, monkeypatch):
         CONFIGS.parent, tmp_path / "work", epochs={"attribute": 3}, overrides={**overrides, "resume": "false"}
     ).run_fold(0)
     assert len(calls) == 10 and not any(resume for _, resume in calls)
+
+
+def _cascade_with_frozen_encoders() -> TATLCascadeNet:
+    """A cascade as stage 3 trained "FE" leaves it: every attribute member holds its union member's encoder."""
+    torch.manual_seed(0)
+    net = TATLCascadeNet(["streaks"], lesion_size=(32, 32), crop_size=(32, 64), offset=4).eval()
+    for ensemble in net.attribute_nets.values():
+        for union, member in zip(net.union_net.nets, ensemble.nets, strict=True):
+            member.net.encoder.load_state_dict(union.net.encoder.state_dict())
+    return net
+
+
+def test_optimized_cascade_gives_the_same_maps():
+    net = _cascade_with_frozen_encoders()
+    x = torch.rand(3, 3, 40, 60)
+    with torch.no_grad():
+        expected = net(x)
+        fast = optimize_cascade(net, chunk=2)
+        assert fast.shared_encoders == [True, True] and fast.chunk == 2
+        assert torch.allclose(fast(x), expected, atol=1e-5)
+
+
+def test_encoders_are_shared_only_where_equal():
+    net = _cascade_with_frozen_encoders()
+    with torch.no_grad():
+        net.attribute_nets["streaks"].nets[1].net.encoder.stem.conv.weight[0, 0, 0, 0] += 1e-3
+    assert net.share_encoders() == [True, False]
+    with pytest.raises(ValueError, match="chunk must be an integer >= 0"):
+        optimize_cascade(net, chunk=-1)

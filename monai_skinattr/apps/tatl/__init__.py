@@ -6,7 +6,7 @@ from monai_skinattr.data.prepare import image_datalist
 from .data import as_bool, attributes_of, prepare_dataset, split_datalists
 from .experiments import EXPERIMENTS, plan_experiment, pretext_scores, run_experiment
 from .models import DEFAULT_SETTINGS, assemble_cascade, cascade_settings, check_attribute, prepare_network
-from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, lesion_boxes
+from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, lesion_boxes, optimize_cascade
 from .report import attribute_table, score_cascade, summary_table, write_report
 from .stability import stability_figure
 from .transforms import SaveCascadeMasksd, cascade_outputs, load_transforms, pending_images, with_lesions
@@ -29,6 +29,7 @@ __all__ = [
     "check_attribute",
     "image_datalist",
     "lesion_boxes",
+    "optimize_cascade",
     "load_transforms",
     "pending_images",
     "plan_experiment",

@@ -10,10 +10,16 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
-from monai_skinattr.networks import ChannelNormalization, EffLinkNet, EffUNet, ProbabilityEnsemble
+from monai_skinattr.networks import (
+    ChannelNormalization,
+    EffLinkNet,
+    EffUNet,
+    ProbabilityEnsemble,
+    optimize_for_inference,
+)
 from monai_skinattr.transforms.array import check_size
 
-__all__ = ["ARCHS", "TATLSegmenter", "TATLCascadeNet", "lesion_boxes"]
+__all__ = ["ARCHS", "TATLSegmenter", "TATLCascadeNet", "lesion_boxes", "optimize_cascade"]
 
 #: TATL's two segmenter shapes: U (concatenating skips) and Link (adding skips).
 ARCHS = {"unet": EffUNet, "linknet": EffLinkNet}
@@ -57,6 +63,14 @@ class TATLSegmenter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.norm(x))
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's feature maps of ``x`` (normalised first): the part networks trained "FE" share."""
+        return self.net.encoder(self.norm(x))
+
+    def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Logits from :meth:`encode`'s features: ``decode(encode(x))`` is ``forward(x)``."""
+        return self.net.head(self.net.decoder(features))
 
 
 def lesion_boxes(mask: torch.Tensor, offset: int) -> torch.Tensor:
@@ -149,6 +163,10 @@ class TATLCascadeNet(nn.Module):
         self.offset = check_size(offset, "TATLCascadeNet offset", 0)
         self.crop = bool(crop)
         self.threshold = float(threshold)
+        #: per shape in ``archs``: run its encoder once for all stage-2/3 members (see :meth:`share_encoders`)
+        self.shared_encoders = [False] * len(self.archs)
+        #: images per pass through the networks (0: the whole batch); see :func:`optimize_cascade`
+        self.chunk = 0
 
     def extra_repr(self) -> str:
         return (
@@ -189,14 +207,88 @@ class TATLCascadeNet(nn.Module):
         inside = (gy.abs() <= 1)[:, :, None] & (gx.abs() <= 1)[:, None, :]
         return pasted * inside[:, None].to(maps.dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        lesion, boxes = self.image_boxes(x)
+    def crop_images(self, x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Each image's box cut out and resampled to ``crop_size`` (``roi_align``: crop + bilinear resize)."""
         rois = torch.cat([torch.arange(x.shape[0], device=x.device, dtype=x.dtype)[:, None], boxes], dim=1)
         rois = rois[:, [0, 2, 1, 4, 3]]  # roi_align wants (index, x1, y1, x2, y2)
-        crops = roi_align(x, rois, output_size=self.crop_size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
+        return roi_align(x, rois, output_size=self.crop_size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
+
+    def crop_maps(self, crops: torch.Tensor) -> torch.Tensor:
+        """Stages 2 and 3 on the crops: ``(B, 1 + A, h, w)`` union and attribute probabilities."""
+        if any(self.shared_encoders):
+            return self._shared_crop_maps(crops)
         maps = [self.union_net(crops)]
         for net in self.attribute_nets.values():
             maps.append(net(crops))
-        pasted = self.paste(torch.cat(maps, dim=1), boxes, [h, w])
-        return torch.cat([1 - lesion, lesion, pasted], dim=1)
+        return torch.cat(maps, dim=1)
+
+    @torch.jit.unused
+    def _shared_crop_maps(self, crops):  # unannotated: TorchScript cannot resolve the string annotations of a stub
+        """:meth:`crop_maps` with one encoder pass per shape whose members share their encoder (not scriptable)."""
+        ensembles = [self.union_net, *self.attribute_nets.values()]
+        total: list[torch.Tensor] = []
+        for i, shared in enumerate(self.shared_encoders):
+            members = [ensemble.nets[i] for ensemble in ensembles]
+            features = members[0].encode(crops) if shared else None
+            probs = [torch.sigmoid(m.decode(features) if shared else m(crops)) for m in members]
+            total = probs if i == 0 else [t + p for t, p in zip(total, probs, strict=True)]
+        return torch.cat(total, dim=1) / len(self.shared_encoders)
+
+    def share_encoders(self) -> list[bool]:
+        """
+        Find, per shape in ``archs``, whether the union member and every attribute member hold the same encoder
+        (equal normalisation and encoder weights: stage 3 trained with the encoder frozen, TATL "FE"); those
+        shapes then run their encoder once per crop and only the decoders per member — the same outputs for
+        a fraction of the work. Returns the per-shape flags (also kept in ``shared_encoders``).
+        """
+        ensembles = [self.union_net, *self.attribute_nets.values()]
+        flags = []
+        for i in range(len(self.archs)):
+            first, *others = [ensemble.nets[i] for ensemble in ensembles]
+            reference = first.net.encoder.state_dict()
+            flags.append(
+                all(
+                    m.norm.mode == first.norm.mode
+                    and all(torch.equal(t, reference[k]) for k, t in m.net.encoder.state_dict().items())
+                    for m in others
+                )
+            )
+        self.shared_encoders = flags
+        return flags
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        outputs = []
+        for part in x.split(self.chunk) if self.chunk > 0 else [x]:
+            lesion, boxes = self.image_boxes(part)
+            pasted = self.paste(self.crop_maps(self.crop_images(part, boxes)), boxes, [h, w])
+            outputs.append(torch.cat([1 - lesion, lesion, pasted], dim=1))
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+
+def optimize_cascade(
+    net: TATLCascadeNet,
+    fold_bn: bool = True,
+    channels_last: bool = True,
+    share_encoders: bool = True,
+    chunk: int = 0,
+) -> TATLCascadeNet:
+    """
+    A trained cascade made ready for fast inference, in place, with the same masks: BatchNorm folded into the
+    convolutions and channels-last weights (:func:`~monai_skinattr.networks.optimize_for_inference`), one encoder
+    pass per shape when stage 3 was trained with the encoder frozen (:meth:`TATLCascadeNet.share_encoders`), and
+    batches run ``chunk`` images at a time (0: whole batches; on a CPU, small chunks keep the feature maps in
+    cache). ``benchmarks/cascade.py`` measures each. The result is for inference only: its state dict differs
+    from the checkpoint's, so load the checkpoint first.
+
+    .. code-block:: python
+
+        net = prepare_network(TATLCascadeNet(attributes=ATTRIBUTES), "models/model.pt")
+        net = optimize_cascade(net, chunk=2)
+    """
+    net.eval()
+    if share_encoders:
+        net.share_encoders()
+    net.chunk = check_size(chunk, "optimize_cascade chunk", 0)
+    optimize_for_inference(net, fold_bn=fold_bn, channels_last=channels_last)
+    return net

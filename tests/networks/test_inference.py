@@ -1,0 +1,62 @@
+import pytest
+import torch
+from torch import nn
+
+from monai_skinattr.networks import EffUNet, fold_batch_norms, optimize_for_inference
+
+
+def _with_statistics(net: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so folding them is not an identity."""
+    torch.manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+def test_folds_every_batch_norm_of_an_effunet_and_keeps_its_output():
+    net = _with_statistics(EffUNet())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(x)
+        folded = fold_batch_norms(net)
+        assert sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules()) == 0
+        assert torch.allclose(folded(x), expected, atol=1e-4)
+
+
+def test_leaves_a_convolution_whose_output_is_also_used_elsewhere():
+    class Branch(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.conv2, self.bn2 = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return self.bn(y) + y + self.bn2(self.conv2(y))
+
+    net = _with_statistics(Branch())
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = net(x)
+        fold_batch_norms(net)
+        assert isinstance(net.bn, nn.BatchNorm2d) and isinstance(net.bn2, nn.Identity)
+        assert torch.allclose(net(x), expected, atol=1e-5)
+
+
+def test_refuses_a_network_in_training_mode():
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(EffUNet())
+
+
+def test_optimize_for_inference_is_channels_last_and_equal():
+    net = _with_statistics(EffUNet())
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = net(x)
+        fast = optimize_for_inference(net)
+        assert fast.head.weight.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(fast(x), expected, atol=1e-4)
