@@ -1,18 +1,110 @@
-"""Writing predicted masks from a MONAI post-processing chain (atomic PNGs named after the image)."""
+"""Reading photos into a MONAI pre-processing chain (large JPEGs decoded at a reduced scale, invertibly) and writing
+predicted masks from a post-processing chain (atomic PNGs named after the image)."""
 
 from __future__ import annotations
 
+import io
+import zlib
 from collections.abc import Hashable, Mapping
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
-from monai.transforms import MapTransform
+from monai.config import KeysCollection, PathLike
+from monai.data import MetaTensor, PILReader
+from monai.transforms import InvertibleTransform, LoadImage, MapTransform, Resize
+from monai.utils import TraceKeys
+from PIL import Image
 
-from ..data.io import save_image_atomic
+from ..data.checks import draft
+from ..data.io import write_bytes_atomic
 
-__all__ = ["SaveMaskd", "image_id", "mask8"]
+__all__ = ["LoadPhoto", "LoadPhotod", "LoadPhotoD", "LoadPhotoDict", "SaveMaskd", "image_id", "mask8", "save_mask"]
+
+
+class LoadPhoto(InvertibleTransform):
+    """
+    Load a photo with PIL as ``(H, W[, C])`` row-major, like ``LoadImage(reader=PILReader(reverse_indexing=False))``,
+    but decode a JPEG longer than ``long_side`` at the smallest of its DCT scales (1/2, 1/4, 1/8) whose long side is
+    still at least ``long_side`` (PIL ``draft``, :func:`monai_skinattr.data.checks.draft`): a 6642 x 4420 ISIC
+    original is read as 1661 x 1105 in a fraction of the time and memory. The photo's original ``(H, W)`` is
+    recorded as the transform's ``orig_size``, so :meth:`inverse` (and MONAI's ``Invertd``) resizes a prediction
+    ``(C, h, w)`` back to the photo's own size, all channels in one bilinear resize.
+
+    .. code-block:: python
+
+        load = LoadPhoto(long_side=1024)
+        img = load("ISIC_0014746.jpg")  # a 6642 x 4420 JPEG
+        print(img.shape, img.applied_operations[-1]["orig_size"])  # torch.Size([1105, 1661, 3]) (4420, 6642)
+        pred = MetaTensor(torch.rand(8, 1105, 1661), applied_operations=img.applied_operations)
+        print(load.inverse(pred).shape)  # torch.Size([8, 4420, 6642])
+
+    Args:
+        long_side: the smallest long side, in pixels, a JPEG is decoded at; 0 decodes every photo at full size
+            (the inverse is then the identity). Other formats are always read at full size.
+        mode: interpolation of :meth:`inverse` (``"bilinear"`` for probabilities, ``"nearest"`` for labels;
+            ``Invertd(nearest_interp=True)`` switches it to nearest).
+    """
+
+    def __init__(self, long_side: int = 0, mode: str = "bilinear") -> None:
+        self.long_side = int(long_side)
+        self.mode = mode
+        converter = partial(draft, long_side=self.long_side) if self.long_side else None
+        self.loader = LoadImage(reader=PILReader(converter=converter, reverse_indexing=False), image_only=True)
+
+    def __call__(self, filename: PathLike) -> MetaTensor:
+        with Image.open(filename) as im:  # the header only
+            size = (im.height, im.width)
+        img = self.loader(filename)
+        align = None if self.mode == "nearest" else False
+        self.push_transform(img, orig_size=size, extra_info={"mode": self.mode, "align_corners": align})
+        return img
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """``data`` ``(C, h, w)`` resized to the photo's original ``(H, W)`` (unchanged when it is that size)."""
+        transform = self.pop_transform(data)
+        size = tuple(transform[TraceKeys.ORIG_SIZE])
+        if tuple(data.shape[1:]) == size:
+            return data
+        info = transform[TraceKeys.EXTRA_INFO]
+        align = None if info["align_corners"] == TraceKeys.NONE else info["align_corners"]
+        resize = Resize(spatial_size=size, mode=info["mode"], align_corners=align)
+        with resize.trace_transform(False):
+            return resize(data)
+
+
+class LoadPhotod(MapTransform, InvertibleTransform):
+    """
+    Dictionary twin of :class:`LoadPhoto`: load the photo path under each of ``keys``, JPEGs decoded at a reduced
+    scale no shorter than ``long_side`` on their long side; its ``inverse`` (``Invertd``) resizes them back.
+
+    .. code-block:: python
+
+        pre = Compose([LoadPhotod("image", long_side=1024), EnsureChannelFirstd("image")])
+        post = Invertd("pred", transform=pre, orig_keys="image")  # pred back at the photo's original size
+    """
+
+    def __init__(
+        self, keys: KeysCollection, long_side: int = 0, mode: str = "bilinear", allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.loader = LoadPhoto(long_side, mode)
+
+    def __call__(self, data: Mapping[Hashable, PathLike]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.loader(d[key])
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.loader.inverse(d[key])
+        return d
+
+
+LoadPhotoD = LoadPhotoDict = LoadPhotod
 
 
 def image_id(data: Mapping) -> str:
@@ -26,6 +118,23 @@ def image_id(data: Mapping) -> str:
 def mask8(prob: torch.Tensor, threshold: float) -> np.ndarray:
     """A probability (or 0/1) map as a 0/255 uint8 mask."""
     return (prob.detach().cpu().numpy() >= threshold).astype(np.uint8) * 255
+
+
+def save_mask(mask: np.ndarray, path: str | Path) -> None:
+    """
+    Write an ``(H, W)`` 0/255 uint8 mask as a greyscale PNG at ``path``, atomically (creating its folder). Deflate's
+    run-length strategy (``zlib.Z_RLE``) suits masks: a textured 6642 x 4420 mask is written in about 60 % of the
+    time PIL's default settings take, and is smaller.
+
+    .. code-block:: python
+
+        save_mask(mask8(prob, 0.5), "out/ISIC_0000001_segmentation.png")
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(mask).save(buffer, format="PNG", compress_type=zlib.Z_RLE)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(buffer.getvalue(), path)
 
 
 class SaveMaskd(MapTransform):
@@ -48,5 +157,5 @@ class SaveMaskd(MapTransform):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            save_image_atomic(mask8(d[key][0], self.threshold), self.output_dir / f"{image_id(d)}{self.suffix}")
+            save_mask(mask8(d[key][0], self.threshold), self.output_dir / f"{image_id(d)}{self.suffix}")
         return d

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, ScaleIntensityRanged, Transform
+from PIL import Image
 
-from monai_skinattr.data.checks import DatasetLayoutError, read_2d
+from monai_skinattr.data.checks import DatasetLayoutError, draft, read_2d
 from monai_skinattr.data.io import remove_partials, save_image_atomic, write_text_atomic
 from monai_skinattr.data.isic import COLORS
+from monai_skinattr.transforms.io import LoadPhotod, mask8, save_mask
 from monai_skinattr.transforms.io import image_id as _image_id
-from monai_skinattr.transforms.io import mask8
 from monai_skinattr.visualize import comparison_panel
 
 logger = logging.getLogger(__name__)
@@ -28,13 +29,25 @@ __all__ = ["load_transforms", "with_lesions", "SaveCascadeMasksd", "cascade_outp
 RUN_RECORD = "cascade_run.json"
 
 
-def load_transforms(keys: KeysCollection) -> list[Transform]:
+def load_transforms(keys: KeysCollection, decode_size: int | None = None) -> list[Transform]:
     """
     How every TATL config reads a photo and its masks: PIL, (H, W) row-major, channel first, 0..255 -> 0..1.
-    Training, stage-1 prediction and the cascade all start from this one definition.
+    Training, stage-1 prediction and the cascade all start from this one definition. With ``decode_size`` (the
+    cascade's photos only) a JPEG is decoded at the smallest JPEG scale whose long side is still at least
+    ``decode_size`` pixels (:class:`~monai_skinattr.transforms.io.LoadPhotod`; 0: full size), and ``Invertd`` gives
+    the predictions back at the photo's original size.
+
+    .. code-block:: python
+
+        pre = Compose(load_transforms("image", decode_size=1024))
+        print(pre({"image": "ISIC_0014746.jpg"})["image"].shape)  # a 6642 x 4420 JPEG: (3, 1105, 1661)
     """
+    if decode_size is None:
+        load: Transform = LoadImaged(keys, reader="PILReader", reverse_indexing=False, image_only=True)
+    else:
+        load = LoadPhotod(keys, long_side=decode_size)
     return [
-        LoadImaged(keys, reader="PILReader", reverse_indexing=False, image_only=True),
+        load,
         EnsureChannelFirstd(keys),
         ScaleIntensityRanged(keys, a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
     ]
@@ -116,7 +129,13 @@ class SaveCascadeMasksd(MapTransform):
     Write the cascade's maps of one image at its original size, ISIC style: ``attributes/<id>_attribute_<name>.png``
     (accepted by the official scorer), ``lesion/<id>_segmentation.png``, ``union/<id>_union.png``, and an overlay
     ``overlays/<id>_overlay.png`` (photo | ground truth when ``with_truth`` and the item holds the attribute mask
-    paths | prediction, with a colour legend).
+    paths | prediction, with a colour legend). The overlay of a photo longer than ``overlay_size`` is drawn with its
+    long side at ``overlay_size`` pixels (the masks shrunk by nearest neighbour): a person sees a 6642 x 4420
+    original as well at 1024 x 681, and two panels of 29 megapixels take seconds to draw and write.
+
+    .. code-block:: python
+
+        SaveCascadeMasksd("pred", "out", net.channels)({"pred": probs, "image": photo, "id": "ISIC_0000001"})
 
     Args:
         keys: the prediction key, ``(len(channels), H, W)`` probabilities at the original size.
@@ -124,6 +143,7 @@ class SaveCascadeMasksd(MapTransform):
         channels: name of each channel (``TATLCascadeNet.channels``); ``background`` is not written.
         threshold: probability threshold of every mask.
         with_truth: show the ground truth beside the prediction in the overlay.
+        overlay_size: longest side of the overlay's panels, in pixels; 0 draws them at the photo's size.
     """
 
     def __init__(
@@ -133,12 +153,14 @@ class SaveCascadeMasksd(MapTransform):
         channels: Sequence[str],
         threshold: float = 0.5,
         with_truth: bool = False,
+        overlay_size: int = 1024,
     ) -> None:
         super().__init__(keys)
         self.output_dir = Path(output_dir)
         self.channels = list(channels)
         self.threshold = threshold
         self.with_truth = with_truth
+        self.overlay_size = int(overlay_size)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
         d = dict(data)
@@ -150,7 +172,7 @@ class SaveCascadeMasksd(MapTransform):
             masks = {n: mask8(pred[c], self.threshold) for c, n in enumerate(self.channels) if n != "background"}
             paths = cascade_outputs(self.output_dir, image_id, self.channels)
             for name, mask in masks.items():
-                save_image_atomic(mask, paths[name])
+                save_mask(mask, paths[name])
             self._overlay(d, paths["overlay"], masks)
         return d
 
@@ -159,11 +181,19 @@ class SaveCascadeMasksd(MapTransform):
         source = meta.get("filename_or_obj")
         if not source:
             return
-        photo = read_2d(source)
-        shown = {n: m for n, m in masks.items() if n != "union"}
+        height, width = next(iter(masks.values())).shape
+        scale = min(1.0, self.overlay_size / max(height, width)) if self.overlay_size else 1.0
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))  # PIL's (width, height)
+        with Image.open(source) as im:
+            photo = np.asarray(draft(im, max(size)).resize(size, Image.BILINEAR) if scale < 1 else im)
+
+        def shrink(mask: np.ndarray) -> np.ndarray:
+            return np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST)) if scale < 1 else mask
+
+        shown = {n: shrink(m) for n, m in masks.items() if n != "union"}
         truth = None
         if self.with_truth:
-            truth = {n: read_2d(d[n]) for n in shown if isinstance(d.get(n), str) and Path(d[n]).is_file()}
+            truth = {n: shrink(read_2d(d[n])) for n in shown if isinstance(d.get(n), str) and Path(d[n]).is_file()}
         colors = {n: COLORS[n] for n in shown if n in COLORS}
         panel = comparison_panel(photo, shown, truth or None, colors=colors)
         save_image_atomic(panel, path)
