@@ -9,6 +9,8 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from .prepare_batch import plain_tensors
+
 __all__ = ["PreciseBN"]
 
 
@@ -60,7 +62,7 @@ class PreciseBN:
         with torch.no_grad():
             for batch in islice(self.loader, self.num_batches):
                 x = batch[self.image_key] if isinstance(batch, dict) else batch
-                net(torch.as_tensor(x).to(device))
+                net(plain_tensors(torch.as_tensor(x)).to(device))  # MetaTensor bookkeeping only slows it down
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         net.train(was_training)
