@@ -15,7 +15,8 @@ from scipy import ndimage
 
 from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, cascade_outputs
 from monai_skinattr.data.checks import draft
-from monai_skinattr.transforms.io import LoadPhoto, LoadPhotod, save_mask
+from monai_skinattr.transforms import LoadPhoto, LoadPhotod
+from monai_skinattr.transforms.io import save_mask
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "tatl"
 #: a cascade small enough for the CPU; the bundle's default decode_size is then 2 * 96 = 192

@@ -15,10 +15,12 @@ from .dictionary import (
     UnionMaskd,
     UnionMaskDict,
 )
-from .io import SaveMaskd
+from .io import LoadPhoto, LoadPhotod, SaveMaskd
 from .pipelines import lesion_preprocessing
 
 __all__ = [
+    "LoadPhoto",
+    "LoadPhotod",
     "SaveMaskd",
     "LesionBBoxCrop",
     "LesionBBoxCropd",

@@ -22,7 +22,7 @@ from monailabel.tasks.infer.basic_infer import BasicInferTask
 from monailabel.tasks.infer.bundle import BundleInferTask
 from skimage.measure import approximate_polygon, find_contours
 
-from monai_skinattr.apps.tatl import SaveCascadeMasksd
+from monai_skinattr.apps.tatl import SaveCascadeMasksd, optimize_cascade
 
 from .checks import check_photo
 
@@ -35,7 +35,9 @@ class TATLCascadeTask(BundleInferTask):
     """
     The TATL bundle's ``inference.json`` as one MONAI Label task: its preprocessing, ``TATLCascadeNet`` (weights
     ``models/model.pt``) and postprocessing (``Invertd``; the bundle's mask writer is left out) give a photo's
-    ``(3 + A, H, W)`` probabilities ``background, lesion, union, <attributes>`` at its original size.
+    ``(3 + A, H, W)`` probabilities ``background, lesion, union, <attributes>`` at its original size; the network
+    is optimised for inference as the bundle's is (``inference_options``: BatchNorm folded, channels-last, shared
+    FE encoders).
     :meth:`probabilities` checks the photo, runs the cascade at most once per photo and checkpoint and keeps the most
     recent results (up to ``cache_mb``), so every map of a photo and the active-learning scores share one pass; a
     new checkpoint (after training) starts new passes.
@@ -72,6 +74,15 @@ class TATLCascadeTask(BundleInferTask):
         self.cache_bytes = cache_mb * 2**20
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _get_network(self, device: str, data: Mapping | None) -> torch.nn.Module:
+        """MONAI Label's network with the served weights, made ready for inference as the bundle's ``network`` is
+        (``optimize_cascade`` with the bundle's ``inference_options``), once per loaded checkpoint."""
+        network = super()._get_network(device, data)
+        if not getattr(network, "optimized_for_inference", False):
+            optimize_cascade(network, **self.bundle_config.get_parsed_content("inference_options"))
+            network.optimized_for_inference = True
+        return network
 
     def run_inferer(self, data: dict[str, Any], convert_to_batch: bool = True, device: str = "cuda") -> dict:
         """The network as the bundle's evaluator runs it: in mixed precision on CUDA when the bundle's ``amp`` is on."""
