@@ -23,7 +23,7 @@ from .encoders import (
 )
 from .ensemble import ProbabilityEnsemble
 from .fc_densenet import FCDenseNet
-from .inference import fold_batch_norms, optimize_for_inference
+from .inference import fold_batch_norms, optimize_for_inference, swish_to_silu
 from .mobilenet_unet import MobileNetV2UNet
 from .normalization import ChannelNormalization
 from .swin_unet import SwinEncoder, SwinUNet
@@ -61,6 +61,7 @@ __all__ = [
     "list_encoders",
     "load_stage_weights",
     "optimize_for_inference",
+    "swish_to_silu",
     "register_encoder",
     "thesis_network",
 ]

@@ -1,8 +1,9 @@
 import pytest
 import torch
+from monai.networks.blocks.activation import Swish
 from torch import nn
 
-from monai_skinattr.networks import EffUNet, fold_batch_norms, optimize_for_inference
+from monai_skinattr.networks import EffUNet, fold_batch_norms, optimize_for_inference, swish_to_silu
 
 
 def _with_statistics(net: nn.Module) -> nn.Module:
@@ -46,6 +47,21 @@ def test_leaves_a_convolution_whose_output_is_also_used_elsewhere():
         expected = net(x)
         fold_batch_norms(net)
         assert isinstance(net.bn, nn.BatchNorm2d) and isinstance(net.bn2, nn.Identity)
+        assert torch.allclose(net(x), expected, atol=1e-5)
+
+
+def test_swish_to_silu_replaces_every_swish_and_keeps_the_output():
+    net = EffUNet().eval()
+    swishes = sum(isinstance(m, Swish) for m in net.modules(remove_duplicate=False))
+    kept = nn.Sequential(Swish(alpha=2.0))  # another function: left alone
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = net(x)
+        swish_to_silu(net)
+        swish_to_silu(kept)
+        assert swishes > 0 and sum(isinstance(m, Swish) for m in net.modules(remove_duplicate=False)) == 0
+        assert sum(isinstance(m, nn.SiLU) for m in net.modules(remove_duplicate=False)) == swishes
+        assert isinstance(kept[0], Swish)
         assert torch.allclose(net(x), expected, atol=1e-5)
 
 

@@ -36,8 +36,8 @@ class TATLCascadeTask(BundleInferTask):
     The TATL bundle's ``inference.json`` as one MONAI Label task: its preprocessing, ``TATLCascadeNet`` (weights
     ``models/model.pt``) and postprocessing (``Invertd``; the bundle's mask writer is left out) give a photo's
     ``(3 + A, H, W)`` probabilities ``background, lesion, union, <attributes>`` at its original size; the network
-    is optimised for inference as the bundle's is (``inference_options``: BatchNorm folded, channels-last, shared
-    FE encoders).
+    is optimised for inference as the bundle's is (``inference_options``: BatchNorm folded, SiLU, channels-last,
+    shared FE encoders).
     :meth:`probabilities` checks the photo, runs the cascade at most once per photo and checkpoint and keeps the most
     recent results (up to ``cache_mb``), so every map of a photo and the active-learning scores share one pass; a
     new checkpoint (after training) starts new passes.

@@ -270,12 +270,14 @@ def optimize_cascade(
     net: TATLCascadeNet,
     fold_bn: bool = True,
     channels_last: bool = True,
+    silu: bool = True,
     share_encoders: bool = True,
     chunk: int = 0,
 ) -> TATLCascadeNet:
     """
     A trained cascade made ready for fast inference, in place, with the same masks: BatchNorm folded into the
-    convolutions and channels-last weights (:func:`~monai_skinattr.networks.optimize_for_inference`), one encoder
+    convolutions, one-kernel SiLU activations and channels-last weights
+    (:func:`~monai_skinattr.networks.optimize_for_inference`), one encoder
     pass per shape when stage 3 was trained with the encoder frozen (:meth:`TATLCascadeNet.share_encoders`), and
     batches run ``chunk`` images at a time (0: whole batches; on a CPU, small chunks keep the feature maps in
     cache). ``benchmarks/cascade.py`` measures each. The result is for inference only: its state dict differs
@@ -290,5 +292,5 @@ def optimize_cascade(
     if share_encoders:
         net.share_encoders()
     net.chunk = check_size(chunk, "optimize_cascade chunk", 0)
-    optimize_for_inference(net, fold_bn=fold_bn, channels_last=channels_last)
+    optimize_for_inference(net, fold_bn=fold_bn, channels_last=channels_last, silu=silu)
     return net
