@@ -16,7 +16,7 @@ import torch
 from monai.data import partition_dataset
 from monailabel.interfaces.tasks.train import TrainTask
 
-from monai_skinattr.apps.tatl import assemble_cascade, cascade_settings
+from monai_skinattr.apps.tatl import assemble_cascade, cascade_settings, stage_checkpoints
 from monai_skinattr.config import run_bundle
 from monai_skinattr.data.io import write_text_atomic
 
@@ -28,25 +28,6 @@ logger = logging.getLogger(__name__)
 
 #: what the last training recorded, beside the served ``models/model.pt``
 STATS_FILE = "label_train.json"
-
-
-def stage_checkpoints(settings: Mapping) -> dict[str, str]:
-    """
-    Each cascade member (``TATLCascadeNet`` submodule) and the checkpoint its stage config writes under a models
-    folder — the layout ``configs/assemble.json`` joins.
-
-    .. code-block:: python
-
-        stage_checkpoints({"archs": ["unet"], "attributes": ["streaks"]})
-        # {'lesion_net.nets.0': 'lesion/model.pt', 'union_net.nets.0': 'union/unet/model.pt',
-        #  'attribute_nets.streaks.nets.0': 'attributes/streaks/unet/model.pt'}
-    """
-    files = {"lesion_net.nets.0": "lesion/model.pt"}
-    for i, arch in enumerate(settings["archs"]):
-        files[f"union_net.nets.{i}"] = f"union/{arch}/model.pt"
-        for name in settings["attributes"]:
-            files[f"attribute_nets.{name}.nets.{i}"] = f"attributes/{name}/{arch}/model.pt"
-    return files
 
 
 def split_cascade(checkpoint: str | Path, settings: Mapping, models_dir: str | Path) -> list[str]:

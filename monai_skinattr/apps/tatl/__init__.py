@@ -5,7 +5,14 @@ from monai_skinattr.data.prepare import image_datalist
 
 from .data import as_bool, attributes_of, prepare_dataset, split_datalists
 from .experiments import EXPERIMENTS, plan_experiment, pretext_scores, run_experiment
-from .models import DEFAULT_SETTINGS, assemble_cascade, cascade_settings, check_attribute, prepare_network
+from .models import (
+    DEFAULT_SETTINGS,
+    assemble_cascade,
+    cascade_settings,
+    check_attribute,
+    prepare_network,
+    stage_checkpoints,
+)
 from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, lesion_boxes, optimize_cascade
 from .report import attribute_table, score_cascade, summary_table, write_report
 from .stability import stability_figure
@@ -22,6 +29,7 @@ __all__ = [
     "TATLWorkflow",
     "as_bool",
     "assemble_cascade",
+    "stage_checkpoints",
     "attribute_table",
     "attributes_of",
     "cascade_outputs",

@@ -16,7 +16,14 @@ from monai_skinattr.networks import freeze_encoder, load_stage_weights
 from .data import as_bool
 from .networks import TATLCascadeNet
 
-__all__ = ["prepare_network", "check_attribute", "cascade_settings", "assemble_cascade", "DEFAULT_SETTINGS"]
+__all__ = [
+    "prepare_network",
+    "check_attribute",
+    "cascade_settings",
+    "stage_checkpoints",
+    "assemble_cascade",
+    "DEFAULT_SETTINGS",
+]
 
 #: How the cascade is built when ``models/cascade.json`` is absent (TATL's sizes, ISIC 2018 attributes).
 #: ``inference_size`` ``None`` feeds each photo at its own size (batch 1; exactly TATL's crop from the original);
@@ -57,6 +64,25 @@ def cascade_settings(models_dir: str | Path) -> dict:
     return {**DEFAULT_SETTINGS, **saved}
 
 
+def stage_checkpoints(settings: Mapping) -> dict[str, str]:
+    """
+    Each cascade member (``TATLCascadeNet`` submodule) and the checkpoint its stage config writes under a models
+    folder — the layout :func:`assemble_cascade` joins and MONAI Label's fine-tuning splits again.
+
+    .. code-block:: python
+
+        stage_checkpoints({"archs": ["unet"], "attributes": ["streaks"]})
+        # {'lesion_net.nets.0': 'lesion/model.pt', 'union_net.nets.0': 'union/unet/model.pt',
+        #  'attribute_nets.streaks.nets.0': 'attributes/streaks/unet/model.pt'}
+    """
+    files = {"lesion_net.nets.0": "lesion/model.pt"}
+    for i, arch in enumerate(settings["archs"]):
+        files[f"union_net.nets.{i}"] = f"union/{arch}/model.pt"
+        for name in settings["attributes"]:
+            files[f"attribute_nets.{name}.nets.{i}"] = f"attributes/{name}/{arch}/model.pt"
+    return files
+
+
 def assemble_cascade(models_dir: str | Path, settings: Mapping, metadata: str | Path | None = None) -> Path:
     """
     Join the stage checkpoints under ``models_dir`` (``lesion/model.pt``, ``union/<arch>/model.pt``,
@@ -70,11 +96,7 @@ def assemble_cascade(models_dir: str | Path, settings: Mapping, metadata: str | 
     settings = {**DEFAULT_SETTINGS, **settings}
     build = {k: v for k, v in settings.items() if k != "inference_size"}
     net = TATLCascadeNet(**build)
-    members = {"lesion_net.nets.0": models / "lesion" / "model.pt"}
-    for i, arch in enumerate(settings["archs"]):
-        members[f"union_net.nets.{i}"] = models / "union" / arch / "model.pt"
-        for name in settings["attributes"]:
-            members[f"attribute_nets.{name}.nets.{i}"] = models / "attributes" / name / arch / "model.pt"
+    members = {prefix: models / rel for prefix, rel in stage_checkpoints(settings).items()}
     untrained = []
     for prefix, path in members.items():
         if path.is_file():
