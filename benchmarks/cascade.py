@@ -7,10 +7,10 @@ The baseline is the path of a per-photo loop: each photo alone through the eager
 whole batch at once with the options named (``optimize_cascade`` / ``optimize_for_inference``), its timed passes
 alternating with passes of the baseline: its speed-up is against those (shown beside it), so a shared machine whose
 speed drifts slows both alike. Its masks (every output channel at 0.5) are compared pixel by pixel with the
-baseline's. Random weights (no trained cascade is
-needed to time it); "FE" rows give every stage-3 network its union network's encoder, as a cascade whose stage 3
-was trained with the encoder frozen has. Prints one Markdown table; the GPU rows (AMP) appear when CUDA is there.
-``torch.compile`` is not a row: compiling the 13-network cascade did not finish within 8 minutes on a 2-core CPU.
+baseline's. Random weights (no trained cascade is needed to time it); "FE" rows give every stage-3 network its union
+network's encoder, as a cascade whose stage 3 was trained with the encoder frozen has. Prints one Markdown table;
+the GPU rows (AMP) appear when CUDA is there. ``torch.compile`` is not a row: compiling the 13-network cascade did
+not finish within 8 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
