@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data.io import write_bytes_atomic
+from .utils.io import write_bytes_atomic
 
 __all__ = [
     "ERROR_COLORS",

@@ -16,13 +16,13 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from ..utils.io import save_image_atomic
 from ..visualize import contact_sheet, legend, overlay
 from .acdc import acdc_datalist
 from .checks import read_2d
 from .covidqu import covidqu_datalist
 from .cvc import cvc_colondb_datalist
 from .idrid import idrid_datalist
-from .io import save_image_atomic
 from .isic import COLORS as ISIC_COLORS
 from .isic import isic_datalist
 from .shenzhen import shenzhen_datalist

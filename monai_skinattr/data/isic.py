@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..utils.io import save_image_atomic
 from .checks import DatasetLayoutError, Problems, check_2d_pairs, check_not_partial, read_2d
-from .io import save_image_atomic
 
 __all__ = [
     "ATTRIBUTES",

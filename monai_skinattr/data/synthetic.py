@@ -25,6 +25,7 @@ from scipy import ndimage
 from skimage.segmentation import slic
 from tqdm import tqdm
 
+from ..utils.io import save_image_atomic, save_nifti_atomic, write_text_atomic
 from .acdc import LABELS as ACDC_LABELS
 from .checks import partial_marker
 from .covidqu import CLASSES as COVID_CLASSES
@@ -32,7 +33,6 @@ from .covidqu import SPLITS as COVID_SPLITS
 from .cvc import FOLDER as CVC_FOLDER
 from .idrid import GROUNDTRUTHS, IMAGES, LESIONS
 from .idrid import SPLITS as IDRID_SPLITS
-from .io import save_image_atomic, save_nifti_atomic, write_text_atomic
 from .isic import ATTRIBUTES, LAYOUTS
 from .shenzhen import IMAGES as SHENZHEN_IMAGES
 from .shenzhen import MASKS as SHENZHEN_MASKS

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ignite.engine import Engine, Events
 
-from ..data.io import write_text_atomic
+from ..utils.io import write_text_atomic
 from ..visualize import line_plot
 
 __all__ = ["LossCurves"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from ignite.engine import Engine, Events
 
-from ..data.io import save_image_atomic
+from ..utils.io import save_image_atomic
 from ..visualize import comparison_panel, error_map
 
 __all__ = ["SegmentationPanels"]

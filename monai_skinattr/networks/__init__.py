@@ -9,6 +9,7 @@ from .base import (
     freeze_encoder,
     init_weights,
     load_stage_weights,
+    prepare_network,
 )
 from .classifier import EncoderClassifier, thesis_network
 from .efficient_former import EffFormerISCF, EfficientAttention, InterScaleContextFusion
@@ -60,6 +61,7 @@ __all__ = [
     "init_weights",
     "list_encoders",
     "load_stage_weights",
+    "prepare_network",
     "optimize_for_inference",
     "swish_to_silu",
     "register_encoder",

@@ -16,6 +16,7 @@ __all__ = [
     "describe",
     "freeze_encoder",
     "load_stage_weights",
+    "prepare_network",
 ]
 
 
@@ -242,3 +243,22 @@ def init_weights(module: nn.Module, scheme: str = "he") -> nn.Module:
         if m.bias is not None:
             nn.init.zeros_(m.bias)
     return module
+
+
+def prepare_network(
+    net: nn.Module, init_checkpoint: str | Path = "", frozen: bool = False, part: str = ""
+) -> nn.Module:
+    """
+    A training stage's network: ``net`` (or its submodule ``part``, e.g. ``"encoder"`` for an encoder-only
+    checkpoint) initialised strictly from ``init_checkpoint`` when one is given (:func:`load_stage_weights`), then
+    its encoder frozen when ``frozen`` (:func:`freeze_encoder`; TATL's "FE", the thesis' decoder-only mode).
+    Returns ``net``.
+
+    .. code-block:: python
+
+        net = prepare_network(EffUNet(), "models/union/unet/model.pt", frozen=True)
+        net = prepare_network(thesis_network("unet", out_channels=4), "encoder_epoch020.pt", part="encoder")
+    """
+    if init_checkpoint:
+        load_stage_weights(net.get_submodule(part) if part else net, init_checkpoint, strict=True)
+    return freeze_encoder(net, frozen) if frozen else net

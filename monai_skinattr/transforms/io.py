@@ -18,7 +18,7 @@ from monai.utils import TraceKeys
 from PIL import Image
 
 from ..data.checks import draft
-from ..data.io import write_bytes_atomic
+from ..utils.io import write_bytes_atomic
 
 __all__ = ["LoadPhoto", "LoadPhotod", "LoadPhotoD", "LoadPhotoDict", "SaveMaskd", "image_id", "mask8", "save_mask"]
 

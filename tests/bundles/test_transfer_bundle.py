@@ -18,8 +18,8 @@ from PIL import Image
 
 from monai_skinattr.apps.transfer import preprocessing
 from monai_skinattr.config import run_bundle
-from monai_skinattr.data.io import read_metrics_csv
 from monai_skinattr.networks import thesis_network
+from monai_skinattr.utils.io import read_metrics_csv
 
 ROOT = Path(__file__).resolve().parents[2] / "bundles" / "transfer"
 CONFIGS = ROOT / "configs"

@@ -16,7 +16,7 @@ from monai.transforms import EnsureChannelFirstd, EnsureTyped, LoadImaged, Trans
 from torch import nn
 from tqdm import tqdm
 
-from ...data.io import write_bytes_atomic, write_text_atomic
+from ...utils.io import write_bytes_atomic, write_text_atomic
 from .perturbation import gradient_perturbation, label_mismatch
 
 __all__ = ["perturb_dataset", "perturbed_datalist", "target_loading", "SUMMARY"]

@@ -15,7 +15,7 @@ from scipy.stats import gaussian_kde
 from torch import nn
 from tqdm import tqdm
 
-from ...data.io import markdown_table, write_table
+from ...utils.io import markdown_table, write_table
 from ...visualize import line_plot
 from .perturbation import gradient_perturbation
 

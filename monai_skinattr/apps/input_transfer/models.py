@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ...data.io import write_bytes_atomic
 from ...networks import load_stage_weights
+from ...utils.io import write_bytes_atomic
 
 __all__ = ["VARIANTS", "load_network", "assemble_model", "translator_checkpoint"]
 

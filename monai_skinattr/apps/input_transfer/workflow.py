@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ...config import run_bundle
-from ...data.io import write_text_atomic
+from ...utils.io import write_text_atomic
 
 __all__ = ["STAGES", "run_pipeline"]
 

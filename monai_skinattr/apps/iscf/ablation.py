@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from monai_skinattr.config import as_bool, run_bundle
-from monai_skinattr.data.io import markdown_table, read_metrics_csv, write_table
 from monai_skinattr.networks import EffFormerISCF
 from monai_skinattr.networks.profile import profile_network
+from monai_skinattr.utils.io import markdown_table, read_metrics_csv, write_table
 
 __all__ = ["VARIANTS", "run_ablation", "ablation_table"]
 

@@ -18,7 +18,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_skinattr.apps.tatl import assemble_cascade, cascade_settings, stage_checkpoints
 from monai_skinattr.config import run_bundle
-from monai_skinattr.data.io import write_text_atomic
+from monai_skinattr.utils.io import write_text_atomic
 
 from .datastore import TATLDatastore
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from torch import nn
 
 from monai_skinattr.config import run_bundle
-from monai_skinattr.data.io import markdown_table, read_metrics_csv, write_table
 from monai_skinattr.networks import MobileNetV2UNet, count_parameters, load_stage_weights
+from monai_skinattr.utils.io import markdown_table, read_metrics_csv, write_table
 
 __all__ = ["PHASES", "prepare_network", "run_phases", "phase_table"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from monai_skinattr.data import synthetic
 from monai_skinattr.data.checks import read_2d
-from monai_skinattr.data.io import write_table
 from monai_skinattr.metrics import isic_task2_score
+from monai_skinattr.utils.io import write_table
 from monai_skinattr.visualize import bar_chart, line_plot
 
 from .data import split_datalists

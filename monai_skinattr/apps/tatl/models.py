@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from monai_skinattr.data.io import write_text_atomic
 from monai_skinattr.data.isic import ATTRIBUTES
 from monai_skinattr.networks import freeze_encoder, load_stage_weights
+from monai_skinattr.utils.io import write_text_atomic
 
 from .data import as_bool
 from .networks import TATLCascadeNet

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from monai_skinattr.data.checks import DatasetLayoutError, read_2d
-from monai_skinattr.data.io import markdown_table, write_table
 from monai_skinattr.metrics import isic_task2_score
+from monai_skinattr.utils.io import markdown_table, write_table
 
 __all__ = ["score_cascade", "attribute_table", "write_report", "summary_table", "write_table"]
 

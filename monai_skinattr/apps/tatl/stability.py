@@ -9,10 +9,10 @@ from pathlib import Path
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 
-from monai_skinattr.data.io import markdown_table, write_table
 from monai_skinattr.losses import TverskyJaccardLoss
 from monai_skinattr.metrics import stability_bound
 from monai_skinattr.networks import load_stage_weights
+from monai_skinattr.utils.io import markdown_table, write_table
 from monai_skinattr.visualize import bar_chart
 
 from .data import attributes_of

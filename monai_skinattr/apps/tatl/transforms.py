@@ -15,10 +15,10 @@ from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, Scal
 from PIL import Image
 
 from monai_skinattr.data.checks import DatasetLayoutError, draft, read_2d
-from monai_skinattr.data.io import remove_partials, save_image_atomic, write_text_atomic
 from monai_skinattr.data.isic import COLORS
 from monai_skinattr.transforms.io import LoadPhotod, mask8, save_mask
 from monai_skinattr.transforms.io import image_id as _image_id
+from monai_skinattr.utils.io import remove_partials, save_image_atomic, write_text_atomic
 from monai_skinattr.visualize import comparison_panel
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monai_skinattr.config import run_bundle
-from monai_skinattr.data.io import write_text_atomic
+from monai_skinattr.utils.io import write_text_atomic
 
 from .data import as_bool, attributes_of, prepare_dataset
 

@@ -51,11 +51,11 @@ from torch import nn
 
 from ...data import DatasetLayoutError, acdc_datalist, covidqu_datalist, idrid_datalist, synthetic
 from ...data.folds import carve_validation
-from ...data.io import write_text_atomic
 from ...data.prepare import ensure_synthetic
 from ...networks import freeze_encoder, load_stage_weights
 from ...transforms import SaveMaskd, SliceVolumed, TileGridd
 from ...transforms.pipelines import IMAGENET_MEAN, IMAGENET_STD
+from ...utils.io import write_text_atomic
 
 __all__ = [
     "DATASETS",

@@ -26,9 +26,9 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
-from ...data.io import write_bytes_atomic, write_text_atomic
 from ...metrics import select_online
 from ...transforms.pipelines import IMAGENET_MEAN, IMAGENET_STD
+from ...utils.io import write_bytes_atomic, write_text_atomic
 
 __all__ = [
     "SCHEMES",

@@ -13,9 +13,9 @@ from monai.transforms import Compose, RepeatChanneld, Resized, ScaleIntensityRan
 from torch import nn
 from torchvision.transforms import Normalize
 
-from ...data.io import write_text_atomic
 from ...metrics import default_views, robustness_score
 from ...transforms.pipelines import IMAGENET_MEAN, IMAGENET_STD
+from ...utils.io import write_text_atomic
 from .downstream import DATASETS, downstream_splits, expand, preprocessing
 
 __all__ = ["robustness_images", "encoder_score", "score_encoders", "target_score"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ...config import run_bundle
-from ...data.io import markdown_table, read_metrics_csv, write_table, write_text_atomic
 from ...metrics import select_offline, select_online, transferability_indicator_score
+from ...utils.io import markdown_table, read_metrics_csv, write_table, write_text_atomic
 from ...visualize import line_plot
 from .downstream import MODES
 from .pretraining import checkpoint_path

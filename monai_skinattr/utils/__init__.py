@@ -1,0 +1,23 @@
+"""Generic utilities with no dataset, network or method knowledge: files written atomically and result tables."""
+
+from .io import (
+    markdown_table,
+    read_metrics_csv,
+    remove_partials,
+    save_image_atomic,
+    save_nifti_atomic,
+    write_bytes_atomic,
+    write_table,
+    write_text_atomic,
+)
+
+__all__ = [
+    "markdown_table",
+    "read_metrics_csv",
+    "remove_partials",
+    "save_image_atomic",
+    "save_nifti_atomic",
+    "write_bytes_atomic",
+    "write_table",
+    "write_text_atomic",
+]
