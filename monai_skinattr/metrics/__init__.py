@@ -1,6 +1,8 @@
-"""Metrics: ISIC challenge scoring, encoder robustness and the transferability indicator score, loss curvature."""
+"""Metrics: ISIC challenge scoring, pooled Dice and HD95, encoder robustness and the transferability indicator score,
+loss curvature."""
 
 from .isic import ISICTask1Metric, ISICTask2Metric, binarize, confusion, isic_task1_score, isic_task2_score
+from .segmentation import HD95Metric, PooledDiceMetric
 from .stability import hessian_spectral_norm, per_sample_hessian_norms, stability_bound, stability_bound_terms
 from .transferability import (
     default_views,
@@ -11,8 +13,10 @@ from .transferability import (
 )
 
 __all__ = [
+    "HD95Metric",
     "ISICTask1Metric",
     "ISICTask2Metric",
+    "PooledDiceMetric",
     "binarize",
     "confusion",
     "default_views",

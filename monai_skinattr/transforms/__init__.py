@@ -1,6 +1,6 @@
 """MONAI-style transforms of monai_skinattr (array classes and their dictionary twins)."""
 
-from .array import LesionBBoxCrop, SliceVolume, StitchTiles, TileGrid, UnionMask, tile_positions
+from .array import LesionBBoxCrop, SliceVolume, StitchTiles, TileGrid, UnionMask, lesion_boxes, tile_positions
 from .dictionary import (
     LesionBBoxCropD,
     LesionBBoxCropd,
@@ -39,6 +39,7 @@ __all__ = [
     "UnionMaskd",
     "UnionMaskD",
     "UnionMaskDict",
+    "lesion_boxes",
     "lesion_preprocessing",
     "tile_positions",
 ]

@@ -17,10 +17,10 @@ from monai.data import MetaTensor
 from monai.data.utils import iter_patch_position
 from monai.inferers.merger import AvgMerger
 from monai.transforms import Crop, Transform
-from monai.transforms.utils import generate_spatial_bounding_box, get_largest_connected_component_mask
+from monai.transforms.utils import get_largest_connected_component_mask
 from monai.utils import convert_to_tensor
 
-__all__ = ["LesionBBoxCrop", "UnionMask", "SliceVolume", "TileGrid", "StitchTiles", "tile_positions"]
+__all__ = ["LesionBBoxCrop", "UnionMask", "SliceVolume", "TileGrid", "StitchTiles", "lesion_boxes", "tile_positions"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,34 @@ def check_size(value: object, name: str, minimum: int) -> int:
     if not (number and float(value).is_integer() and value >= minimum):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def lesion_boxes(mask: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """
+    The one definition of TATL's lesion box, batched and TorchScript-compilable (the cascade network cuts its crops
+    with it; :class:`LesionBBoxCrop` too): per item of a ``(B, C, *spatial)`` boolean mask, the bounding box of
+    the foreground of any channel, grown by ``offset`` pixels on every side and clipped to the grid — MONAI's
+    ``generate_spatial_bounding_box(margin=offset, allow_smaller=True)`` — as ``(B, 2 * len(spatial))`` integers
+    ``[starts..., ends...]`` (end exclusive). An empty mask gives the whole grid.
+
+    .. code-block:: python
+
+        mask = torch.zeros(1, 1, 30, 40, dtype=torch.bool); mask[0, 0, 5:9, 10:20] = True
+        print(lesion_boxes(mask, offset=3))  # tensor([[ 2,  7, 12, 23]])
+    """
+    fg = mask.any(dim=1)
+    starts: list[torch.Tensor] = []
+    ends: list[torch.Tensor] = []
+    for dim in range(1, fg.ndim):
+        size = fg.shape[dim]
+        hits = torch.movedim(fg, dim, -1).reshape(fg.shape[0], -1, size).any(dim=1)
+        idx = torch.arange(size, device=fg.device).expand_as(hits)
+        start = torch.where(hits, idx, size).min(dim=1).values
+        end = torch.where(hits, idx, -1).max(dim=1).values + 1
+        empty = ~hits.any(dim=1)
+        starts.append(torch.where(empty, torch.zeros_like(start), (start - offset).clamp(min=0)))
+        ends.append(torch.where(empty, torch.full_like(end, size), (end + offset).clamp(max=size)))
+    return torch.stack(starts + ends, dim=1)
 
 
 class LesionBBoxCrop(Crop):
@@ -116,8 +144,8 @@ class LesionBBoxCrop(Crop):
         if not fg.any():
             return None
         margin = self.offset if self.offset_in == "mask" else 0
-        start, end = generate_spatial_bounding_box(fg, margin=margin, allow_smaller=True)
-        return list(start), list(end)
+        box = lesion_boxes(fg[None], margin)[0].tolist()
+        return box[: fg.ndim - 1], box[fg.ndim - 1 :]
 
     def image_box(
         self, box: tuple[list[int], list[int]], mask_shape: Sequence[int], image_shape: Sequence[int]

@@ -9,22 +9,24 @@ import torch
 from ignite.engine import Engine
 from monai.bundle import ConfigParser
 from monai.handlers import IgniteMetricHandler, MeanIoUHandler, from_engine
+from monai.transforms.utils import generate_spatial_bounding_box
 from torch import nn
 
 from monai_skinattr.apps.tatl import (
     TATLCascadeNet,
-    as_bool,
-    lesion_boxes,
+    experiment_plan,
+    experiment_variants,
+    grid_offset,
     optimize_cascade,
-    plan_experiment,
     prepare_dataset,
     run_label,
     split_datalists,
     summary_table,
 )
+from monai_skinattr.config import as_bool
 from monai_skinattr.data import synthetic
 from monai_skinattr.data.checks import DatasetLayoutError
-from monai_skinattr.transforms import LesionBBoxCrop
+from monai_skinattr.transforms import LesionBBoxCrop, lesion_boxes
 
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "tatl" / "configs"
 
@@ -48,15 +50,23 @@ def _geometry_net(offset: int) -> TATLCascadeNet:
     return net.eval()
 
 
-def test_lesion_boxes_equal_lesion_bbox_crop():
+def test_lesion_boxes_equal_monai_bounding_boxes():
+    """The one box of LesionBBoxCrop and the cascade is MONAI's generate_spatial_bounding_box with a margin,
+    clipped, in 2D and 3D, batched and scripted."""
     mask = torch.zeros(3, 1, 30, 40, dtype=torch.bool)
     mask[0, 0, 5:9, 10:20] = True
     mask[1, 0, 0:2, 35:40] = True
-    boxes = lesion_boxes(mask, offset=3)
+    boxes = torch.jit.script(lesion_boxes)(mask, 3)
     for b in range(2):
+        start, end = generate_spatial_bounding_box(mask[b], margin=3, allow_smaller=True)
+        assert boxes[b].tolist() == [*start, *end]
         crop = LesionBBoxCrop(offset=3)(torch.rand(1, 30, 40), mask[b].float())
         assert boxes[b].tolist() == crop.meta["lesion_bbox"]
     assert boxes[2].tolist() == [0, 0, 30, 40]  # empty mask: the whole grid
+    volume = torch.zeros(1, 2, 6, 7, 8, dtype=torch.bool)
+    volume[0, 1, 1:3, 2:6, 7] = True
+    start, end = generate_spatial_bounding_box(volume[0], margin=1, allow_smaller=True)
+    assert lesion_boxes(volume, 1)[0].tolist() == [*start, *end]
 
 
 def test_cascade_crops_and_pastes_back_in_place():
@@ -237,25 +247,33 @@ def test_ground_truth_crop_counts_the_offset_on_the_lesion_grid(tmp_path):
     assert crop["image"].meta["lesion_bbox"] == expected
 
 
-def test_plan_experiment_labels_what_runs():
-    plan = plan_experiment("table3", {"lesion_size": [128, 160]})
+def test_experiment_variants_label_what_runs():
+    plan = experiment_variants("table3", {}, lesion_rows=128)
     assert [p[0] for p in plan] == [
         "Stage 3 w/o ImageNet", "Stage 2,3 w/o ImageNet", "Stage 1,3 w/o ImageNet", "TATL w/o ImageNet"
     ]  # fmt: skip
     assert all(p[2]["encoder_weights"] == "" and p[2]["offset"] == 13 for p in plan)
-    plan = plan_experiment("table3", {"encoder_weights": "/w.pth"})
+    plan = experiment_variants("table3", {"encoder_weights": "/w.pth"})
     assert [p[0] for p in plan][-2:] == ["TATL", "TATL w/o ImageNet"] and plan[0][2]["encoder_weights"] == "/w.pth"
-    assert [p[2]["offset"] for p in plan_experiment("table5", {"lesion_size": [384, 512]})] == [0, 20, 40, 60]
-    assert [p[0] for p in plan_experiment("table6")] == [
+    assert [p[2]["offset"] for p in experiment_variants("table5", {})] == [0, 20, 40, 60]
+    assert [p[0] for p in experiment_variants("table6")] == [
         "U only w/o ImageNet",
         "Link only w/o ImageNet",
         "U + Link w/o ImageNet",
     ]
-    assert [p[0] for p in plan_experiment("table6", {"encoder_weights": "w"})] == ["U only", "Link only", "U + Link"]
-    assert plan_experiment("tatl", {"freeze_encoder": "true", "crop": "false"})[0][0] == "Stage 2,3 (FE) w/o ImageNet"
-    assert len(plan_experiment("figure4")) == 8 and len(plan_experiment("figure4", {"encoder_weights": "w"})) == 12
+    assert [p[0] for p in experiment_variants("table6", {"encoder_weights": "w"})] == [
+        "U only",
+        "Link only",
+        "U + Link",
+    ]
+    assert (
+        experiment_variants("tatl", {"freeze_encoder": "true", "crop": "false"})[0][0] == "Stage 2,3 (FE) w/o ImageNet"
+    )
+    assert (
+        len(experiment_variants("figure4")) == 8 and len(experiment_variants("figure4", {"encoder_weights": "w"})) == 12
+    )
     with pytest.raises(ValueError, match="experiment must be one of"):
-        plan_experiment("table9")
+        experiment_variants("table9")
 
 
 @pytest.mark.parametrize(
@@ -327,51 +345,30 @@ def test_make_synthetic_never_overwrites_other_data(tmp_path):
     assert (real / "ISIC_0000000.jpg").read_bytes() == b"not ours"
 
 
-def test_workflow_resumes_at_the_first_unfinished_stage(tmp_path, monkeypatch):
-    """A killed round run again skips the stages recorded finished, resumes the interrupted one from its last
-    checkpoint and redoes what follows; changed settings redo a stage and everything after it."""
-    from monai_skinattr.apps.tatl import TATLWorkflow, workflow
+def test_paper_offset_is_refused_by_name_when_negative():
+    assert grid_offset(40, 128) == 13 and grid_offset(0, 64) == 0
+    for bad in (-2, 2.5, "40", True):
+        with pytest.raises(ValueError, match="'paper_offset' must be an integer >= 0"):
+            grid_offset(bad, 128)
 
+
+def test_experiment_plan_names_every_run_once(tmp_path):
+    """Each variant x fold gets its own round of runs; figure7 trains the pretext stages only."""
     data = tmp_path / "data"
     synthetic.make_isic(data, n=5, size=(32, 32), progress=False)
-    calls = []
-
-    def run_bundle(bundle_root, configs, **override):
-        calls.append((override.get("attribute") or configs[-1], override["resume"]))
-        if len(calls) == kill_at:
-            raise KeyboardInterrupt  # stands for SIGKILL: the stage never finishes
-        if "evaluate.json" in configs:
-            Path(override["scores_dir"]).mkdir(parents=True, exist_ok=True)
-            Path(override["scores_dir"], "attribute_scores.json").write_text('{"macro_average": {"jaccard": 0.5}}')
-
-    monkeypatch.setattr(workflow, "run_bundle", run_bundle)
-    overrides = {"dataset_dir": str(data), "archs": ["unet"]}
-    wf = TATLWorkflow(CONFIGS.parent, tmp_path / "work", epochs={"attribute": 2}, overrides=overrides)
-    kill_at = 5  # lesion, predict_lesion, union, globules, milia_like_cyst <- killed
-    with pytest.raises(KeyboardInterrupt):
-        wf.run_fold(0)
-    record = json.loads((tmp_path / "work" / "fold0" / "stages.json").read_text())
-    assert [(k, v["finished"]) for k, v in record.items()][-2:] == [
-        ("attribute/globules/unet", True), ("attribute/milia_like_cyst/unet", False)
+    overrides = {"dataset_dir": str(data), "archs": ["unet"], "lesion_size": [128, 160]}
+    plan = experiment_plan("table5", CONFIGS.parent, tmp_path / "work", [0, 1], {"attribute": 2}, overrides)
+    assert len(plan.runs) == 4 * 2 * (1 + 1 + 1 + 5 + 1 + 1) and plan.workdir == tmp_path / "work" / "table5"
+    assert [r.name for r in plan.runs[:3]] == [
+        "offset_0_wo_ImageNet/fold0/lesion", "offset_0_wo_ImageNet/fold0/predict_lesion",
+        "offset_0_wo_ImageNet/fold0/union/unet",
     ]  # fmt: skip
-    calls.clear()
-    kill_at = 0
-    assert wf.run_fold(0)["macro_average"]["jaccard"] == 0.5
-    assert calls == [
-        ("milia_like_cyst", True), ("negative_network", False), ("pigment_network", False), ("streaks", False),
-        ("assemble.json", False), ("evaluate.json", False),
-    ]  # fmt: skip
-    calls.clear()
-    wf.run_fold(0)
-    assert calls == []  # every stage finished: nothing is retrained
-    TATLWorkflow(CONFIGS.parent, tmp_path / "work", epochs={"attribute": 3}, overrides=overrides).run_fold(0)
-    assert [c[0] for c in calls][:2] == ["globules", "milia_like_cyst"] and len(calls) == 7
-    assert not any(resume for _, resume in calls)  # changed settings: from scratch
-    calls.clear()
-    TATLWorkflow(
-        CONFIGS.parent, tmp_path / "work", epochs={"attribute": 3}, overrides={**overrides, "resume": "false"}
-    ).run_fold(0)
-    assert len(calls) == 10 and not any(resume for _, resume in calls)
+    assert [r.overrides["offset"] for r in plan.runs if r.name.endswith("/fold0/lesion")] == [0, 7, 13, 20]
+    assert {r.overrides["max_epochs"] for r in plan.runs if "/attribute/" in r.name} == {2}
+    assert {r.overrides["max_epochs"] for r in plan.runs if r.name.endswith("/lesion")} == {40}
+    figure7 = experiment_plan("figure7", CONFIGS.parent, tmp_path / "work", [1], None, overrides)
+    assert [r.name for r in figure7.runs] == ["lesion", "predict_lesion", "union/unet"]
+    assert figure7.runs[0].overrides["fold"] == 1 and figure7.runs[0].overrides["offset"] == 13
 
 
 def _cascade_with_frozen_encoders() -> TATLCascadeNet:

@@ -1,4 +1,4 @@
-"""The transfer study's downstream parts: splits, preprocessing, the thesis' Dice, IDRiD full-image inference, the
+"""The transfer study's downstream parts: splits, preprocessing, per-class scoring, IDRiD full-image inference, the
 network built from a pretrained encoder."""
 
 import math
@@ -6,25 +6,22 @@ import math
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Engine
 from monai.transforms import Compose
 
 from monai_skinattr.apps.transfer import (
     ClassChannel,
-    HD95Metric,
-    PooledDiceMetric,
-    ValidationLog,
     augmentation,
     downstream_splits,
+    encoder_frozen,
     eval_postprocessing,
     expand,
     inference_datalist,
     inferer,
-    prepare_network,
     preprocessing,
 )
 from monai_skinattr.data import DatasetLayoutError
-from monai_skinattr.networks import thesis_network
+from monai_skinattr.metrics import PooledDiceMetric
+from monai_skinattr.networks import prepare_network, thesis_network
 from monai_skinattr.transforms import StitchTiles, TileGrid
 
 TINY_UNET = {"features": [4, 8, 8, 8, 8]}
@@ -124,37 +121,17 @@ def test_idrid_test_image_is_50_tiles_stitched(data):
     assert len(tiles) == 50 and torch.allclose(pred[0], stitched)
 
 
-def test_pooled_dice_is_the_thesis_dice():
-    # image 1: 1 TP, 1 FP; image 2: 1 FN. Pooled: 2*1 / (2*1 + 1 + 1) = 0.5; per image (2/3 + 0) / 2 = 1/3
-    pred = torch.tensor([[1.0, 1.0], [0.0, 0.0]]).reshape(2, 1, 2, 1)
-    truth = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).reshape(2, 1, 2, 1)
-    metric = PooledDiceMetric()
-    metric(torch.cat([1 - pred, pred], 1), torch.cat([1 - truth, truth], 1))
-    assert float(metric.aggregate()) == pytest.approx(0.5)
-    # three classes over two 1x4 images; class 3 absent from both everywhere: skipped
+def test_class_channel_scores_one_class():
+    # three classes over two 1x4 images; class 2: TP 2, FP 1, FN 1
     y = torch.tensor([[0, 1, 1, 2], [0, 0, 2, 2]])
     p = torch.tensor([[0, 1, 2, 2], [0, 0, 2, 1]])
     onehot = lambda v: torch.nn.functional.one_hot(v, 4).permute(0, 2, 1)[..., None].float()  # noqa: E731
-    metric = PooledDiceMetric()
-    metric(onehot(p), onehot(y))
-    dice_1 = 2 * 1 / (2 * 1 + 1 + 1)  # class 1: TP 1, FP 1, FN 1
-    dice_2 = 2 * 2 / (2 * 2 + 1 + 1)  # class 2: TP 2, FP 1, FN 1
-    assert float(metric.aggregate()) == pytest.approx((dice_1 + dice_2) / 2)
     channel = ClassChannel(2)(
         [{"pred": onehot(p)[0], "label": onehot(y)[0]}, {"pred": onehot(p)[1], "label": onehot(y)[1]}]
     )
     one = PooledDiceMetric(include_background=True)
     one(*channel)
-    assert float(one.aggregate()) == pytest.approx(dice_2)
-    empty = PooledDiceMetric()
-    empty(
-        torch.zeros(1, 2, 4, 4).index_fill_(1, torch.tensor([0]), 1),
-        torch.zeros(1, 2, 4, 4).index_fill_(1, torch.tensor([0]), 1),
-    )
-    assert float(empty.aggregate()) == 1.0  # nothing to find, nothing found
-    hd = HD95Metric()
-    hd(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 8))
-    assert math.isnan(float(hd.aggregate()))  # undefined, not a perfect 0
+    assert float(one.aggregate()) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
 
 
 def test_eval_postprocessing_binary_and_multiclass():
@@ -169,36 +146,26 @@ def test_eval_postprocessing_binary_and_multiclass():
     assert multi["logits"].shape == (3, 1, 1)
 
 
-def test_validation_log_keeps_earlier_epochs(tmp_path):
-    log = ValidationLog(tmp_path)
-    engine = Engine(lambda e, b: None)
-    for epoch, dice in ((1, 0.25), (2, 0.5), (3, 0.4)):
-        engine.state.epoch, engine.state.metrics = epoch, {"val_dice": dice, "val_loss": 1 - dice}
-        log(engine)
-    engine.state.epoch, engine.state.metrics = 3, {"val_dice": 0.75, "val_loss": 0.25}  # resumed after epoch 2
-    log(engine)
-    lines = (tmp_path / "validation.csv").read_text().splitlines()
-    assert lines == ["epoch,val_dice,val_loss", "1,0.250000,0.750000", "2,0.500000,0.500000", "3,0.750000,0.250000"]
-
-
 def test_encoder_checkpoint_round_trip_and_decoder_mode(tmp_path):
     torch.manual_seed(0)
     pretrained = thesis_network("unet", out_channels=4, **TINY_UNET).encoder
     path = tmp_path / "encoder_epoch005.pt"
     torch.save(pretrained.state_dict(), path)
-    net = prepare_network(thesis_network("unet", out_channels=4, **TINY_UNET), str(path), "decoder")
+    net = thesis_network("unet", out_channels=4, **TINY_UNET)
+    net = prepare_network(net, str(path), frozen=encoder_frozen("decoder"), part="encoder")
     for key, value in pretrained.state_dict().items():
         assert torch.equal(net.encoder.state_dict()[key], value), key
     assert not any(p.requires_grad for p in net.encoder.parameters())
     assert all(p.requires_grad for p in net.decoder.parameters())
     net.train()
     assert not net.encoder.training  # BatchNorm statistics stay the pretrained ones
-    full = prepare_network(thesis_network("unet", out_channels=4, **TINY_UNET), "", "full")
+    full = prepare_network(thesis_network("unet", out_channels=4, **TINY_UNET), "", frozen=encoder_frozen("full"))
     assert all(p.requires_grad for p in full.parameters())
     with pytest.raises(ValueError, match="does not fit|lacks"):
-        prepare_network(thesis_network("swin", out_channels=1, embed_dim=12, num_heads=[1, 1, 1, 1]), str(path))
+        swin = thesis_network("swin", out_channels=1, embed_dim=12, num_heads=[1, 1, 1, 1])
+        prepare_network(swin, str(path), part="encoder")
     with pytest.raises(ValueError, match="mode"):
-        prepare_network(thesis_network("unet", **TINY_UNET), "", "encoder")
+        encoder_frozen("encoder")
 
 
 def test_inference_datalist(data, tmp_path):

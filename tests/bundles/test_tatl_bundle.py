@@ -18,6 +18,8 @@ from monai.bundle import ConfigWorkflow
 from monai_skinattr.apps.tatl import split_datalists
 from monai_skinattr.data import ATTRIBUTES, isic_datalist, synthetic
 from monai_skinattr.data.checks import read_2d
+from monai_skinattr.runner import read_record
+from tests.plan_kill import kill_during
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "tatl"
 CONFIGS = BUNDLE / "configs"
@@ -38,9 +40,13 @@ def config(*names: str) -> str:
 
 
 def pipeline(work: Path, data: Path, *extra: str, synthetic_params=TINY) -> subprocess.CompletedProcess:
-    return bundle(
+    return bundle(*pipeline_args(work, data, *extra, synthetic_params=synthetic_params))
+
+
+def pipeline_args(work: Path, data: Path, *extra: str, synthetic_params=TINY) -> list[str]:
+    return [
         "run",
-        "--config_file", str(CONFIGS / "pipeline.json"),
+        "--config_file", config("common.json", "pipeline.json"),
         "--bundle_root", str(BUNDLE),
         "--workdir", str(work),
         "--dataset_dir", str(data),
@@ -49,7 +55,7 @@ def pipeline(work: Path, data: Path, *extra: str, synthetic_params=TINY) -> subp
         "--spatial_size", "[64, 64]",
         "--epochs", ONE_EPOCH,
         *extra,
-    )  # fmt: skip
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +74,24 @@ def test_main_job_prints_a_labelled_table(tatl_run):
 def test_finished_pipeline_is_not_retrained(tatl_run):
     """The main job run again: every stage is recorded finished, so nothing is retrained or rewritten."""
     run, data, stdout = tatl_run
-    files = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != "stages.json"}
+    files = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     again = pipeline(run.parents[2], data)
-    assert again.stdout.count("already finished") == 1 + 1 + 2 + 2 * len(ATTRIBUTES) + 1 + 1
+    assert again.stdout.count("with the same settings, skipped") == 1 + 1 + 2 + 2 * len(ATTRIBUTES) + 1 + 1
     assert "| micro_average |" in again.stdout and {p: p.stat().st_mtime_ns for p in files} == files
+
+
+def test_main_job_killed_mid_plan_ends_with_the_same_table(tatl_run, tmp_path):
+    """SIGKILL while a stage-3 run is under way, the same command again: the runs recorded finished are skipped,
+    the killed one and those after it run, and the table is the uninterrupted run's to the last digit."""
+    run, data, _ = tatl_run
+    work = tmp_path / "work"
+    killed = "TATL_wo_ImageNet/fold0/attribute/negative_network/unet"
+    kill_during(["-m", "monai.bundle", *pipeline_args(work, data)], work / "tatl", killed)
+    resumed = pipeline(work, data)
+    assert resumed.stdout.count("with the same settings, skipped") == 1 + 1 + 2 + 2 * 2
+    assert f"{killed}: resuming from its last checkpoint" in resumed.stdout
+    assert all(entry["finished"] for entry in read_record(work / "tatl").values())
+    assert (work / "tatl" / "table.md").read_text() == (run.parents[1] / "table.md").read_text()
 
 
 def _train_command(out: Path, data: Path) -> list[str]:
@@ -276,7 +296,7 @@ def test_switches_mean_what_they_say(tmp_path):
     assert cropping == "True" and masks == "''" and int(n_random) == 3 and int(n_frozen) > 100 and init == "''"
     bad = bundle(*base, "--augment", "maybe", check=False)
     assert bad.returncode != 0 and "'augment' must be true or false" in bad.stderr
-    bad = bundle("run", "--config_file", str(CONFIGS / "pipeline.json"), "--bundle_root", str(BUNDLE),
+    bad = bundle("run", "--config_file", config("common.json", "pipeline.json"), "--bundle_root", str(BUNDLE),
                  "--workdir", str(tmp_path / "w"), "--use_predicted_lesion", "nope", check=False)  # fmt: skip
     assert bad.returncode != 0 and "'use_predicted_lesion' must be true or false" in bad.stderr
     assert not (tmp_path / "w").exists()
@@ -284,7 +304,7 @@ def test_switches_mean_what_they_say(tmp_path):
 
 def test_wrong_dataset_dir_is_a_clear_error(tmp_path):
     result = bundle(
-        "run", "--config_file", str(CONFIGS / "pipeline.json"), "--bundle_root", str(BUNDLE),
+        "run", "--config_file", config("common.json", "pipeline.json"), "--bundle_root", str(BUNDLE),
         "--workdir", str(tmp_path / "w"), "--dataset_dir", str(tmp_path / "ISIC2018_typo"), check=False,
     )  # fmt: skip
     assert result.returncode != 0

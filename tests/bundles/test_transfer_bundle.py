@@ -43,7 +43,7 @@ def settings(work: Path, dataset: str, network: str, **extra) -> dict:
     return {
         **TINY,
         "dataset_name": dataset,
-        "network": network,
+        "network_name": network,
         "network_options": NETWORKS[network],
         "dataset_dir": str(work / "data"),
         "make_synthetic": True,
@@ -108,8 +108,8 @@ def test_decoder_mode_keeps_the_pretrained_encoder(acdc):
     for key, value in pretrained.items():
         assert torch.equal(trained[f"encoder.{key}"], value), key  # weights and BatchNorm statistics
     assert not (work / "models" / "last.pt").exists()  # the finished run left only its best model
-    lines = (work / "eval" / "validation.csv").read_text().splitlines()
-    assert lines[0] == "epoch,val_dice,val_loss" and lines[1].startswith("1,") and len(lines) == 2
+    lines = (work / "eval" / "loss_curves.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,val_loss,val_dice" and lines[1].startswith("1,") and len(lines) == 2
 
 
 def test_acdc_test_metrics_per_class_and_pooled(acdc):
@@ -153,7 +153,7 @@ def test_idrid_scored_on_the_full_image_from_50_tiles(idrid):
     assert "Iter: 5/5 " in log and "Iter: 6/" not in log  # one training image (the other validates): 119 windows
     saved = read_metrics_csv(work / "eval" / "test")
     assert set(saved) == {"test_dice", "test_jaccard", "test_hd95"} and 0 <= saved["test_dice"] <= 1
-    assert (work / "eval" / "validation.csv").read_text().startswith("epoch,val_dice,val_loss\n1,")
+    assert (work / "eval" / "loss_curves.csv").read_text().startswith("epoch,train_loss,val_loss,val_dice\n1,")
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / n) for n in ("common.json", "inference.json", "evaluate.json")])
     parser.update({**overrides, "bundle_root": str(ROOT)})

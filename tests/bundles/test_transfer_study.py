@@ -1,4 +1,5 @@
-"""The transfer bundle's encoder pretraining and the study runner end to end at tiny size on the synthetic twins."""
+"""The transfer bundle's encoder pretraining, and the study plan end to end at tiny size on the synthetic twins: killed
+and resumed, it ends with the table of an uninterrupted run."""
 
 import json
 import os
@@ -9,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_skinattr.apps.transfer import Study, checkpoint_path, read_robustness
+from monai_skinattr.apps.transfer import checkpoint_path, read_robustness
 from monai_skinattr.networks import thesis_network
+from monai_skinattr.runner import read_record
+from tests.plan_kill import kill_during, run_command
 
 ROOT = Path(__file__).resolve().parents[2] / "bundles" / "transfer"
 CONFIGS = ROOT / "configs"
@@ -23,7 +26,7 @@ def pretrain(work: Path, *extra: str) -> subprocess.CompletedProcess:
            "--imagefolder_dir", str(work / "imagefolder"), "--make_synthetic", "true",
            "--imagefolder_synthetic", json.dumps({"n": 4, "size": [40, 40], "classes": 3, "seed": 0}),
            "--pretrain_dir", str(work / "pretrain"), "--pretrain_curves_dir", str(work / "curves"),
-           "--network", "unet", "--network_options", json.dumps(UNET), "--image_size", "32", "--batch_size", "6",
+           "--network_name", "unet", "--network_options", json.dumps(UNET), "--image_size", "32", "--batch_size", "6",
            "--num_workers", "0", *extra]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if result.returncode != 0:
@@ -31,9 +34,9 @@ def pretrain(work: Path, *extra: str) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.mark.parametrize("scheme", ["simple", "advanced"])
-def test_pretraining_saves_the_requested_epochs(tmp_path, scheme):
-    pretrain(tmp_path, "--scheme", scheme, "--max_epochs", "3", "--save_epochs", "[1, 3]")
+def test_advanced_pretraining_saves_the_requested_epochs(tmp_path):
+    """The "advanced" scheme saves the requested encoders (the study test below pretrains with "simple")."""
+    pretrain(tmp_path, "--scheme", "advanced", "--max_epochs", "3", "--save_epochs", "[1, 3]")
     saved = sorted(p.name for p in (tmp_path / "pretrain").glob("encoder_epoch*.pt"))
     assert saved == ["encoder_epoch000.pt", "encoder_epoch001.pt", "encoder_epoch003.pt"]
     net = thesis_network("unet", out_channels=4, **UNET)
@@ -54,49 +57,59 @@ def test_online_pretraining_scores_every_save(tmp_path):
     assert list(scores) == [0, 1, 2] and all(0.0 <= s <= 1.0 for s in scores.values())
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    work = tmp_path_factory.mktemp("study")
-    overrides = {
-        "spatial_size": [32, 32], "batch_size": 8, "num_workers": 0, "network_options": UNET,
-        "make_synthetic": True, "synthetic": {"n": 5, "size": [48, 48, 6], "seed": 0},
-        "dataset_dir": str(work / "acdc"),
-    }  # fmt: skip
-    pretrain_overrides = {
-        "imagefolder_dir": str(work / "imagefolder"), "make_synthetic": True, "image_size": 32, "batch_size": 6,
+def study_command(workdir: Path, data: Path) -> list[str]:
+    """The plan config on top of ``common.json``: 1 dataset, 1 tiny network, 1 mode, encoders of epochs 0 and 1."""
+    files = json.dumps([str(CONFIGS / "common.json"), str(CONFIGS / "study.json")])
+    pretrain = {
+        "imagefolder_dir": str(data / "imagefolder"), "make_synthetic": True, "image_size": 32, "batch_size": 6,
         "imagefolder_synthetic": {"n": 4, "size": [40, 40], "classes": 3, "seed": 0}, "num_workers": 0,
     }  # fmt: skip
-    torch.set_num_threads(1)
-    runner = Study(
-        ROOT, work / "run", ["acdc"], ["unet"], save_epochs=[1], downstream_epochs=1, repeats=1,
-        overrides=overrides, pretrain_overrides=pretrain_overrides,
-    )  # fmt: skip
-    runner.run()
-    return runner
+    return ["-m", "monai.bundle", "run", "--config_file", files, "--bundle_root", str(ROOT),
+            "--logging_file", str(CONFIGS / "logging.conf"), "--workdir", str(workdir), "--datasets", '["acdc"]',
+            "--networks", '["unet"]', "--modes", '["decoder"]', "--save_epochs", "[1]", "--downstream_epochs", "1",
+            "--repeats", "1", "--spatial_size", "[32, 32]", "--batch_size", "8", "--num_workers", "0",
+            "--network_options", json.dumps(UNET), "--make_synthetic", "true",
+            "--dataset_dirs", json.dumps({"acdc": str(data / "acdc")}),
+            "--overrides#synthetic", json.dumps({"n": 5, "size": [48, 48, 6], "seed": 0}),
+            "--pretrain_overrides", json.dumps(pretrain)]  # fmt: skip
 
 
-def test_study_tables(study):
-    md = study.tables()
-    assert "| dataset | network | mode | best Dice | at epoch | worst / best |" in md
-    assert "| acdc | unet | full |" in md and "| acdc | unet | decoder |" in md
-    table = json.loads((study.workdir / "tables" / "table_4_1.json").read_text())
-    for mode in ("full", "decoder"):
-        entry = table[f"acdc/unet/{mode}"]
-        assert entry["epochs"] == [0, 1] and len(entry["robustness"]) == 2
-        best = max(entry["dice_mean"])
-        for name, epoch in entry["chosen_epoch"].items():
-            expected = entry["dice_mean"][entry["epochs"].index(epoch)] / best if best else 0.0
-            assert entry["tis"][name] == pytest.approx(expected), name
-        assert entry["chosen_epoch"]["no pretraining"] == 0 and entry["chosen_epoch"]["last checkpoint"] == 1
-    for mode in ("full", "decoder"):
-        assert (study.workdir / "tables" / f"dice_robustness_acdc_unet_{mode}.png").stat().st_size > 1000
-
-
-def test_study_resumes_without_rerunning(study):
-    record = json.loads(study.record_path.read_text())
-    assert len([k for k in record if k.startswith("downstream/")]) == 4  # 2 modes x 2 initialisations x 1 run
-    model = study.workdir / "runs" / "acdc" / "unet" / "full" / "epoch001" / "run0" / "models" / "model.pt"
-    stamp = model.stat().st_mtime_ns
-    again = Study(study.bundle_root, study.workdir, ["acdc"], ["unet"], save_epochs=[1], downstream_epochs=1, repeats=1)
-    again.run()  # everything is recorded: nothing runs (the record alone answers)
-    assert model.stat().st_mtime_ns == stamp and json.loads(again.record_path.read_text()) == record
+def test_study_killed_and_resumed_gives_the_same_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data, whole, killed = tmp_path / "data", tmp_path / "whole", tmp_path / "killed"
+    expected = run_command(study_command(whole, data)).stdout
+    runs = list(read_record(whole))
+    assert runs == [
+        "pretrain/unet", "robustness/acdc/unet/decoder",
+        "downstream/acdc/unet/decoder/epoch000/run0/train", "downstream/acdc/unet/decoder/epoch000/run0/evaluate",
+        "downstream/acdc/unet/decoder/epoch001/run0/train", "downstream/acdc/unet/decoder/epoch001/run0/evaluate",
+    ]  # fmt: skip
+    kill_during(study_command(killed, data), killed, runs[4])
+    first = killed / "runs" / "acdc" / "unet" / "decoder" / "epoch000" / "run0" / "models" / "model.pt"
+    stamp = first.stat().st_mtime_ns
+    log = run_command(study_command(killed, data)).stdout
+    for name in runs[:4]:
+        assert f"{name}: finished before with the same settings, skipped" in log, name
+    assert f"{runs[4]}: resuming from its last checkpoint" in log
+    encoders = killed / "pretrain" / "unet"
+    assert sorted(p.name for p in encoders.glob("encoder_epoch*.pt")) == ["encoder_epoch000.pt", "encoder_epoch001.pt"]
+    first_state, last_state = (torch.load(checkpoint_path(encoders, e), weights_only=True) for e in (0, 1))
+    thesis_network("unet", out_channels=4, **UNET).encoder.load_state_dict(last_state)
+    assert any(not torch.equal(first_state[k], last_state[k]) for k in first_state)  # pretraining moved the encoder
+    assert (encoders / "classifier_best.pt").is_file()
+    assert first.stat().st_mtime_ns == stamp  # the finished runs did not run again
+    assert all(entry["finished"] for entry in read_record(killed).values()) and list(read_record(killed)) == runs
+    for name in ("tables_2_9_2_10.md", "tables_2_9_2_10.csv", "table_4_1.md", "table_4_1.csv", "table_4_1.json"):
+        assert (killed / "tables" / name).read_text() == (whole / "tables" / name).read_text(), name
+    for row in (killed / "tables" / "tables_2_9_2_10.md").read_text().splitlines()[-3:]:
+        assert row in log and row in expected  # the printed table
+    assert "| dataset | network | mode | best Dice | at epoch | worst / best |" in log
+    assert "| acdc | unet | decoder |" in log
+    entry = json.loads((killed / "tables" / "table_4_1.json").read_text())["acdc/unet/decoder"]
+    assert entry["epochs"] == [0, 1] and len(entry["robustness"]) == 2
+    best = max(entry["dice_mean"])
+    for name, epoch in entry["chosen_epoch"].items():
+        expected_tis = entry["dice_mean"][entry["epochs"].index(epoch)] / best if best else 0.0
+        assert entry["tis"][name] == pytest.approx(expected_tis), name
+    assert entry["chosen_epoch"]["no pretraining"] == 0 and entry["chosen_epoch"]["last checkpoint"] == 1
+    assert (killed / "tables" / "dice_robustness_acdc_unet_decoder.png").stat().st_size > 1000

@@ -49,3 +49,27 @@ def test_segmentation_panels_and_error_map(tmp_path):
     # one pixel of each kind: true positive (4, 4), false positive (7, 7), false negative (2, 2) differ in colour
     assert len({tuple(errors[r, c]) for r, c in ((4, 4), (7, 7), (2, 2))}) == 3 and len(colors) > 3
     assert expected.shape[0] > 8 and len(ERROR_COLORS) == 3
+
+
+def test_loss_curves_metric_columns_and_resumed_run(tmp_path):
+    validator = Engine(lambda e, b: b)
+    validator.state.metrics = {}
+
+    def trainer(offset: float) -> Engine:
+        engine = Engine(lambda e, b: {"loss": torch.tensor(offset + e.state.epoch)})
+
+        @engine.on(Events.EPOCH_COMPLETED)
+        def validate(engine):
+            validator.state.metrics = {"val_loss": 0.5, "val_dice": 0.25 * engine.state.epoch}
+
+        LossCurves(tmp_path, validator=validator, metric_keys=["val_dice"]).attach(engine)
+        return engine
+
+    trainer(0.0).run([0], max_epochs=3)  # killed after epoch 3, its checkpoint at epoch 2
+    resumed = trainer(10.0)
+    resumed.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "epoch", 2))  # as CheckpointLoader does
+    resumed.run([0], max_epochs=4)
+    assert (tmp_path / "loss_curves.csv").read_text().splitlines() == [
+        "epoch,train_loss,val_loss,val_dice", "1,1.000000,0.500000,0.250000", "2,2.000000,0.500000,0.500000",
+        "3,13.000000,0.500000,0.750000", "4,14.000000,0.500000,1.000000",
+    ]  # fmt: skip

@@ -12,7 +12,7 @@ from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.utils.others.generic import name_to_device
 
-from monai_skinattr.apps.tatl import lesion_boxes
+from monai_skinattr.transforms import lesion_boxes
 
 from .infer import TATLCascadeTask
 

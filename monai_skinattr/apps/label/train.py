@@ -17,7 +17,7 @@ from monai.data import partition_dataset
 from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_skinattr.apps.tatl import assemble_cascade, cascade_settings, stage_checkpoints
-from monai_skinattr.config import run_bundle
+from monai_skinattr.runner import BundleRun, Plan, run_plan
 from monai_skinattr.utils.io import write_text_atomic
 
 from .datastore import TATLDatastore
@@ -80,8 +80,9 @@ class TATLTrainTask(TrainTask):
     attribute's label, their predicted lesions (``predict_lesion.json``), the union segmenters and every attribute's
     segmenters. Stages without new labels keep their served weights. The members are assembled into a new cascade
     that replaces ``models/model.pt`` atomically; the server serves it from the next request on. Each stage selects
-    its checkpoint on ``val_split`` of its photos (:func:`partition`). The work happens in a temporary folder under
-    ``models/``, removed afterwards.
+    its checkpoint on ``val_split`` of its photos (:func:`partition`). The stages are one plan on the library stage
+    runner (``monai_skinattr.runner``), every run from scratch (``resume=False``); the work happens in a temporary
+    folder under ``models/``, removed afterwards.
 
     .. code-block:: python
 
@@ -135,12 +136,12 @@ class TATLTrainTask(TrainTask):
                 "max_epochs": int(options["max_epochs"]),
                 "batch_size": int(options["batch_size"]),
                 "learning_rate": float(options["learning_rate"]),
-                "resume": False,
             }
-            runs = self._plan(work, settings, lesion, complete, float(options["val_split"]))
-            for name, configs, override in runs:
-                logger.info("stage %s", name)
-                run_bundle(self.bundle, ["common.json", *configs], **common, **override)
+            runs = [
+                BundleRun(name, ["common.json", *configs], {**common, **override})
+                for name, configs, override in self._plan(work, settings, lesion, complete, float(options["val_split"]))
+            ]
+            run_plan(Plan(self.bundle, tmp, runs), resume=False)  # every stage from the served weights
             build = {k: v for k, v in settings.items() if k != "untrained"}
             new = assemble_cascade(work, build)
             with open(new, "rb") as f:
@@ -150,7 +151,7 @@ class TATLTrainTask(TrainTask):
         record = {
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "checkpoint_sha256": digest,
-            "stages": [name for name, _, _ in runs if name != "predict_lesion"],
+            "stages": [run.name for run in runs if run.name != "predict_lesion"],
             "lesion_labels": [e["id"] for e in lesion],
             "attribute_labels": [e["id"] for e in complete],
             **options,

@@ -1,23 +1,37 @@
 """TATL (Nguyen et al., Medical Image Analysis 2022): the cascade network, datalists, workflow and reports that the
-``bundles/tatl`` configs call."""
+``bundles/tatl`` configs call, and the paper's experiments as plans on the library stage runner."""
 
 from monai_skinattr.data.prepare import image_datalist
 
-from .data import as_bool, attributes_of, prepare_dataset, split_datalists
-from .experiments import EXPERIMENTS, plan_experiment, pretext_scores, run_experiment
+from .data import attributes_of, prepare_dataset, split_datalists
+from .experiments import (
+    EXPERIMENTS,
+    experiment_plan,
+    experiment_table,
+    experiment_variants,
+    grid_offset,
+    pretext_scores,
+)
 from .models import (
     DEFAULT_SETTINGS,
     assemble_cascade,
     cascade_settings,
     check_attribute,
-    prepare_network,
     stage_checkpoints,
 )
-from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, lesion_boxes, optimize_cascade
+from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, optimize_cascade
 from .report import attribute_table, score_cascade, summary_table, write_report
+from .rounds import bundle_setting, round_runs, run_label
 from .stability import stability_figure
-from .transforms import SaveCascadeMasksd, cascade_outputs, load_transforms, pending_images, with_lesions
-from .workflow import TATLWorkflow, run_label
+from .transforms import (
+    SaveCascadeMasksd,
+    cascade_outputs,
+    lesion_crop,
+    load_transforms,
+    pending_images,
+    photo_transforms,
+    with_lesions,
+)
 
 __all__ = [
     "ARCHS",
@@ -26,24 +40,26 @@ __all__ = [
     "SaveCascadeMasksd",
     "TATLCascadeNet",
     "TATLSegmenter",
-    "TATLWorkflow",
-    "as_bool",
     "assemble_cascade",
     "attribute_table",
     "attributes_of",
+    "bundle_setting",
     "cascade_outputs",
     "cascade_settings",
     "check_attribute",
+    "experiment_plan",
+    "experiment_table",
+    "experiment_variants",
+    "grid_offset",
     "image_datalist",
-    "lesion_boxes",
     "optimize_cascade",
+    "lesion_crop",
     "load_transforms",
     "pending_images",
-    "plan_experiment",
+    "photo_transforms",
     "prepare_dataset",
-    "prepare_network",
     "pretext_scores",
-    "run_experiment",
+    "round_runs",
     "run_label",
     "score_cascade",
     "split_datalists",

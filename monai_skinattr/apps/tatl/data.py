@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from monai_skinattr.config import as_bool
 from monai_skinattr.data.checks import DatasetLayoutError
 from monai_skinattr.data.folds import carve_validation, fold_split, kfold
 from monai_skinattr.data.isic import LAYOUTS, detect_year, isic_datalist
 from monai_skinattr.data.prepare import prepare_isic
 
-__all__ = ["prepare_dataset", "attributes_of", "split_datalists", "as_bool"]
+__all__ = ["prepare_dataset", "attributes_of", "split_datalists"]
 
 
 def prepare_dataset(

@@ -1,7 +1,7 @@
 """The paper's experiments as one command each: Tables 3/4, 5 and 6, Figures 4 and 5 (TATL §5).
 
-Each experiment is a list of variants (stage sets and config overrides); every variant runs
-:class:`~monai_skinattr.apps.tatl.workflow.TATLWorkflow` on the same folds, and the table gives mean ± std over folds.
+Each experiment is a list of variants (stage sets and config overrides); :func:`experiment_plan` makes it a plan on
+the library stage runner (every variant's TATL rounds on the same folds), and its table gives mean ± std over folds.
 """
 
 from __future__ import annotations
@@ -9,25 +9,30 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
+from monai_skinattr.config import as_bool
 from monai_skinattr.data import synthetic
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.metrics import isic_task2_score
+from monai_skinattr.runner import Plan
 from monai_skinattr.utils.io import write_table
 from monai_skinattr.visualize import bar_chart, line_plot
 
-from .data import split_datalists
+from .data import attributes_of, split_datalists
 from .report import summary_table
+from .rounds import SWITCHES, bundle_setting, round_runs, run_label
 from .stability import stability_figure
-from .workflow import TATLWorkflow, run_label
 
-__all__ = ["EXPERIMENTS", "plan_experiment", "run_experiment", "pretext_scores"]
+__all__ = ["EXPERIMENTS", "experiment_plan", "experiment_table", "experiment_variants", "grid_offset", "pretext_scores"]
 
 logger = logging.getLogger(__name__)
 
 #: TATL's offsets are pixels of its 384-row Segment-Net grid; other grids scale them.
 PAPER_ROWS = 384
+#: TATL's lesion-box offset (§5.4, the best of Table 5), in pixels of that grid
+PAPER_OFFSET = 40
 
 #: name -> (title, [(stages, needs ImageNet weights, overrides)])
 EXPERIMENTS: dict[str, tuple[str, list[tuple[tuple[int, ...], bool, dict]]]] = {
@@ -36,7 +41,7 @@ EXPERIMENTS: dict[str, tuple[str, list[tuple[tuple[int, ...], bool, dict]]]] = {
         "Table 3/4: stages",
         [((3,), True, {}), ((2, 3), True, {}), ((1, 3), True, {}), ((1, 2, 3), True, {}), ((1, 2, 3), False, {})],
     ),
-    "table5": ("Table 5: lesion box offset", [((1, 2, 3), True, {"offset": o}) for o in (0, 20, 40, 60)]),
+    "table5": ("Table 5: lesion box offset", [((1, 2, 3), True, {"paper_offset": o}) for o in (0, 20, 40, 60)]),
     "table6": (
         "Table 6: U, Link, U + Link",
         [((1, 2, 3), True, {"archs": a}) for a in (["unet"], ["linknet"], ["unet", "linknet"])],
@@ -55,7 +60,7 @@ def _variant_label(name: str, stages: Sequence[int], variant: Mapping, extra: Ma
     label = run_label(stages, variant)
     suffix = "" if variant.get("encoder_weights") else " w/o ImageNet"
     if name == "table5":
-        label = f"offset {extra['offset']}{suffix}"
+        label = f"offset {extra['paper_offset']}{suffix}"
     elif name == "table6":
         label = {1: "U only" if extra["archs"] == ["unet"] else "Link only", 2: "U + Link"}[
             len(extra["archs"])
@@ -74,78 +79,145 @@ def pretext_scores(run_dir: str | Path, datalist: Sequence[dict], attributes: Se
     return isic_task2_score(truths, preds)
 
 
-def plan_experiment(name: str, overrides: Mapping | None = None) -> list[tuple[str, tuple[int, ...], dict]]:
+def experiment_variants(
+    name: str, overrides: Mapping | None = None, lesion_rows: int = PAPER_ROWS
+) -> list[tuple[str, tuple[int, ...], dict]]:
     """
-    The runs of experiment ``name``: ``(label, stages, config overrides)`` each. ImageNet variants load
+    The variants of experiment ``name``: ``(label, stages, config overrides)`` each. ImageNet variants load
     ``overrides["encoder_weights"]``; without it they start from random weights and their labels say
-    "w/o ImageNet" (variants that then coincide are run once). ``offset`` is in TATL's pixels of a 384-row grid
-    (default 40) and is scaled to ``lesion_size``.
+    "w/o ImageNet" (variants that then coincide are run once). ``paper_offset`` (default 40) is in TATL's pixels of
+    its 384-row Segment-Net grid; each variant's ``offset`` (pixels of the ``lesion_rows``-row grid of its
+    ``lesion_size``) is scaled from it.
+
+    .. code-block:: python
+
+        [label for label, _, _ in experiment_variants("table6", {"encoder_weights": "w.pth"})]
+        # ['U only', 'Link only', 'U + Link']
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment must be one of {sorted([*EXPERIMENTS, 'figure7'])}, got '{name}'.")
     overrides = dict(overrides or {})
     weights = overrides.get("encoder_weights") or ""
-    lesion_rows = list(overrides.get("lesion_size", [PAPER_ROWS]))[0]
     runs: dict[str, tuple[tuple[int, ...], dict]] = {}
     for stages, imagenet, extra in EXPERIMENTS[name][1]:
         variant = {**overrides, **extra, "encoder_weights": weights if imagenet else ""}
-        variant["offset"] = round(variant.get("offset", 40) * lesion_rows / PAPER_ROWS)
+        variant["offset"] = grid_offset(variant.pop("paper_offset", PAPER_OFFSET), lesion_rows)
         label = _variant_label(name, stages, variant, extra)
         runs.setdefault(label, (stages, variant))
     return [(label, stages, variant) for label, (stages, variant) in runs.items()]
 
 
-def run_experiment(
+def grid_offset(paper_offset: object, lesion_rows: int) -> int:
+    """TATL's lesion-box offset in pixels of its 384-row grid, as pixels of a ``lesion_rows``-row grid; a negative
+    or non-integer offset is an error naming ``paper_offset``."""
+    if isinstance(paper_offset, bool) or not isinstance(paper_offset, int) or paper_offset < 0:
+        raise ValueError(f"'paper_offset' must be an integer >= 0 (pixels of a 384-row grid), got {paper_offset!r}.")
+    return round(paper_offset * lesion_rows / PAPER_ROWS)
+
+
+def _tag(label: str) -> str:
+    """A variant's folder name."""
+    return label.replace(" ", "_").replace(",", "").replace("/", "").replace("%", "pct").replace("@", "at")
+
+
+def experiment_plan(
     name: str,
     bundle_root: str | Path,
     workdir: str | Path,
     folds: Sequence[int] = (0, 1, 2, 3, 4),
     epochs: Mapping[str, int] | None = None,
     overrides: Mapping | None = None,
-) -> str:
+    figure7: Mapping | None = None,
+) -> Plan:
     """
-    Run experiment ``name`` (a key of :data:`EXPERIMENTS`, or ``"figure7"``: :func:`stability_figure` on the first
-    fold) on ``folds`` (the runs of :func:`plan_experiment`) and write its table (``table.md/.csv/.json``, plus
-    ``figure.png`` for figures) under ``<workdir>/<name>/``. Returns the Markdown.
+    Experiment ``name`` (a key of :data:`EXPERIMENTS`, or ``"figure7"``) as a plan on the library stage runner:
+    every variant of :func:`experiment_variants` on every fold of ``folds`` (the runs of :func:`round_runs`, named
+    ``<variant>/fold<k>/<stage>``), recorded in ``<workdir>/<name>/runs.json``; its table step writes
+    ``table.md/.csv/.json`` (plus ``figure.png`` for figures) under ``<workdir>/<name>/`` and returns the Markdown.
+    ``"figure7"`` trains stages 1–2 of the first fold and computes :func:`stability_figure` (``figure7``: its
+    keyword arguments, e.g. ``{"max_samples": 8}``).
 
     .. code-block:: python
 
-        print(run_experiment("table6", "bundles/tatl", "runs", folds=[0, 1], overrides={"spatial_size": [128, 160]}))
+        plan = experiment_plan("table6", "bundles/tatl", "runs", folds=[0, 1], overrides={"spatial_size": [128, 160]})
+        print(run_plan(plan))
+
+    Args:
+        name: the experiment.
+        bundle_root: the TATL bundle.
+        workdir: the experiments' folder.
+        folds: the scored folds.
+        epochs: maximum epochs per stage, ``{"lesion", "union", "attribute"}`` (40 each when absent).
+        overrides: config values for every run; what is absent comes from the bundle's ``common.json``.
     """
-    if name == "figure7":
-        return stability_figure(bundle_root, workdir, folds[0], epochs, overrides)
-    title = EXPERIMENTS[name][0]
-    overrides = dict(overrides or {})
+    epochs = {"lesion": 40, "union": 40, "attribute": 40, **(epochs or {})}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for switch in SWITCHES:  # refused by name before any data is touched
+        as_bool(overrides.get(switch, False), switch)
     out = Path(workdir) / name
-    results: dict[str, list[dict]] = {}
-    for label, stages, variant in plan_experiment(name, overrides):
-        tag = label.replace(" ", "_").replace(",", "").replace("/", "").replace("%", "pct").replace("@", "at")
-        workflow = TATLWorkflow(bundle_root, out / tag, stages=stages, epochs=epochs, overrides=variant)
+    data_root = bundle_setting(bundle_root, "data_root", overrides)
+    attributes = attributes_of(data_root)
+    lesion_rows = bundle_setting(bundle_root, "lesion_size", overrides)[0]
+    if name == "figure7":
+        (_, stages, variant), fold = experiment_variants("tatl", overrides, lesion_rows)[0], folds[0]
+        runs = round_runs(out / f"fold{fold}", fold, attributes, epochs, {**variant, "dataset_dir": data_root},
+                          stages, pretext_only=True)  # fmt: skip
+        table = partial(stability_figure, bundle_root, out, fold, {**variant, "dataset_dir": data_root},
+                        **dict(figure7 or {}))  # fmt: skip
+        return Plan(bundle_root, out, runs, table)
+    variants = experiment_variants(name, overrides, lesion_rows)
+    runs = []
+    for label, stages, variant in variants:
         for fold in folds:
-            scores = workflow.run_fold(fold)
+            run_dir, prefix = out / _tag(label) / f"fold{fold}", f"{_tag(label)}/fold{fold}/"
+            variant_runs = round_runs(run_dir, fold, attributes, epochs, {**variant, "dataset_dir": data_root},
+                                      stages, prefix)  # fmt: skip
+            runs += variant_runs
+    table = partial(experiment_table, name, out, variants, folds, data_root, epochs, overrides)
+    return Plan(bundle_root, out, runs, table)
+
+
+def experiment_table(
+    name: str,
+    out: Path,
+    variants: Sequence[tuple[str, tuple[int, ...], dict]],
+    folds: Sequence[int],
+    data_root: str,
+    epochs: Mapping[str, int],
+    overrides: Mapping,
+) -> str:
+    """The table step of :func:`experiment_plan`: each variant's ISIC Task 2 scores over ``folds`` (mean ± std),
+    Jaccard then Dice, labelled with the data, folds, epochs and settings that ran; Figure 5 adds the pretext
+    scores of the union network. Writes ``<out>/table.md/.csv/.json`` (and ``figure.png``)."""
+    title = EXPERIMENTS[name][0]
+    results: dict[str, list[dict]] = {}
+    for label, _, variant in variants:
+        for fold in folds:
+            run_dir = out / _tag(label) / f"fold{fold}"
+            scores = json.loads((run_dir / "eval" / "attribute_scores.json").read_text())
             if name != "figure5":
                 results.setdefault(label, []).append(scores)
                 continue
             results.setdefault("downstream (target segmenters)", []).append(scores)
             split = (variant.get(k, d) for k, d in (("num_folds", 5), ("val_fraction", 0.2), ("seed", 0)))
-            test = split_datalists(workflow.dataset(), fold, *split)["test"]
+            test = split_datalists(data_root, fold, *split)["test"]
             attributes = [k for k in scores if k not in ("macro_average", "micro_average", "overall", "num_images")]
-            pretext = pretext_scores(out / tag / f"fold{fold}", test, attributes)
-            results.setdefault("pretext (union network)", []).append(pretext)
+            results.setdefault("pretext (union network)", []).append(pretext_scores(run_dir, test, attributes))
     markdown, rows, summary = summary_table(results, "jaccard", title)
     dice_markdown, dice_rows, dice_summary = summary_table(results, "dice", title)
     markdown += "\n" + dice_markdown
     rows += dice_rows[1:]
     summary = {"jaccard": summary, "dice": dice_summary}
-    root = TATLWorkflow(bundle_root, out, overrides=overrides).dataset()
     kind = (
-        "synthetic ISIC 2018 (monai_skinattr generator)" if synthetic.is_complete(root, "isic", "training") else "ISIC"
+        "synthetic ISIC 2018 (monai_skinattr generator)"
+        if synthetic.is_complete(data_root, "isic", "training")
+        else "ISIC"
     )
     markdown += (
-        f"\nData: {kind} at {root}. Scored: fold(s) {list(folds)} of {overrides.get('num_folds', 5)} of the training "
-        "split, scored the official ISIC Task 2 way at the original size; checkpoints and early stopping on a "
-        f"validation split carved from the other folds. Epochs: {json.dumps(epochs)}. "
-        f"Settings: {json.dumps({k: v for k, v in overrides.items() if k != 'resume'}, default=str)}.\n"
+        f"\nData: {kind} at {data_root}. Scored: fold(s) {list(folds)} of {overrides.get('num_folds', 5)} of the "
+        "training split, scored the official ISIC Task 2 way at the original size; checkpoints and early stopping on "
+        f"a validation split carved from the other folds. Epochs: {json.dumps(dict(epochs))}. "
+        f"Settings: {json.dumps(dict(overrides), default=str)}.\n"
     )
     if not overrides.get("encoder_weights"):
         markdown += "No ImageNet encoder_weights given: every column started from random weights (w/o ImageNet).\n"

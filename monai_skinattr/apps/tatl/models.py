@@ -1,4 +1,4 @@
-"""TATL's checkpoints: starting a stage's network, and assembling the trained stages into the cascade."""
+"""TATL's checkpoints: checking a stage's attribute, and assembling the trained stages into the cascade."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from monai_skinattr.data.isic import ATTRIBUTES
-from monai_skinattr.networks import freeze_encoder, load_stage_weights
+from monai_skinattr.networks import load_stage_weights
 from monai_skinattr.utils.io import write_text_atomic
 
-from .data import as_bool
 from .networks import TATLCascadeNet
 
 __all__ = [
-    "prepare_network",
     "check_attribute",
     "cascade_settings",
     "stage_checkpoints",
@@ -40,14 +37,6 @@ DEFAULT_SETTINGS = {
     "crop": True,
     "inference_size": None,
 }
-
-
-def prepare_network(net: nn.Module, init_checkpoint: str | Path = "", frozen: object = False) -> nn.Module:
-    """A stage's network: initialised from ``init_checkpoint`` (a previous stage's ``model.pt``; strict) when
-    given, its encoder frozen (TATL "FE") when ``frozen`` is true."""
-    if init_checkpoint:
-        load_stage_weights(net, init_checkpoint, strict=True)
-    return freeze_encoder(net, as_bool(frozen, "freeze_encoder"))
 
 
 def check_attribute(name: str, attributes: Sequence[str]) -> str:

@@ -17,9 +17,9 @@ from monai_skinattr.networks import (
     ProbabilityEnsemble,
     optimize_for_inference,
 )
-from monai_skinattr.transforms.array import check_size
+from monai_skinattr.transforms.array import check_size, lesion_boxes
 
-__all__ = ["ARCHS", "TATLSegmenter", "TATLCascadeNet", "lesion_boxes", "optimize_cascade"]
+__all__ = ["ARCHS", "TATLSegmenter", "TATLCascadeNet", "optimize_cascade"]
 
 #: TATL's two segmenter shapes: U (concatenating skips) and Link (adding skips).
 ARCHS = {"unet": EffUNet, "linknet": EffLinkNet}
@@ -71,32 +71,6 @@ class TATLSegmenter(nn.Module):
     def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Logits from :meth:`encode`'s features: ``decode(encode(x))`` is ``forward(x)``."""
         return self.net.head(self.net.decoder(features))
-
-
-def lesion_boxes(mask: torch.Tensor, offset: int) -> torch.Tensor:
-    """
-    Per image of a ``(B, 1, h, w)`` boolean mask, the lesion's bounding box grown by ``offset`` pixels and clipped
-    to the grid, as ``(B, 4)`` integer ``[row_start, col_start, row_end, col_end]`` (end exclusive); an empty mask
-    gives the whole grid. The same box as ``LesionBBoxCrop`` (MONAI ``generate_spatial_bounding_box`` with a
-    margin, ``allow_smaller=True``).
-    """
-    rows = mask.any(dim=-1)[:, 0]
-    cols = mask.any(dim=-2)[:, 0]
-    row_start, row_end = _span(rows, offset)
-    col_start, col_end = _span(cols, offset)
-    return torch.stack([row_start, col_start, row_end, col_end], dim=1)
-
-
-def _span(hits: torch.Tensor, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """First and one-past-last index of ``hits`` (B, n) grown by ``offset`` and clipped; ``(0, n)`` when empty."""
-    size = hits.shape[1]
-    idx = torch.arange(size, device=hits.device).expand_as(hits)
-    start = torch.where(hits, idx, size).min(dim=1).values
-    end = torch.where(hits, idx, -1).max(dim=1).values + 1
-    empty = ~hits.any(dim=1)
-    start = torch.where(empty, torch.zeros_like(start), (start - offset).clamp(min=0))
-    end = torch.where(empty, torch.full_like(end, size), (end + offset).clamp(max=size))
-    return start, end
 
 
 class TATLCascadeNet(nn.Module):

@@ -9,6 +9,7 @@ from pathlib import Path
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 
+from monai_skinattr.config import as_bool
 from monai_skinattr.losses import TverskyJaccardLoss
 from monai_skinattr.metrics import stability_bound
 from monai_skinattr.networks import load_stage_weights
@@ -17,17 +18,15 @@ from monai_skinattr.visualize import bar_chart
 
 from .data import attributes_of
 from .networks import TATLSegmenter
-from .workflow import TATLWorkflow
 
 __all__ = ["stability_figure"]
 
 
 def stability_figure(
     bundle_root: str | Path,
-    workdir: str | Path,
-    fold: int = 0,
-    epochs: Mapping[str, int] | None = None,
-    overrides: Mapping | None = None,
+    out: str | Path,
+    fold: int,
+    overrides: Mapping,
     attributes: Sequence[str] | None = None,
     arch: str = "unet",
     max_samples: int | None = None,
@@ -40,21 +39,21 @@ def stability_figure(
     per-sample Hessian spectral norms by power iteration, c = 0.01, |K| = 4) over every training sample of each
     attribute (cropped as stage 3 sees it; ``max_samples`` caps m for a quick look) at three initialisations of
     the ``arch`` segmenter, before any training on the attribute: random, TATL (the stage-2 union network of round
-    ``fold``, trained here first) and ImageNet (only when ``overrides["encoder_weights"]`` names a file). Writes
-    ``table.md/.csv/.json`` and ``figure.png``
-    under ``<workdir>/figure7/``; returns the Markdown. A bound whose γ⁻ is not positive is undefined (shown "n/a").
+    ``fold``, in ``<out>/fold<k>/models``) and ImageNet (only when ``overrides["encoder_weights"]`` names a file).
+    Writes ``table.md/.csv/.json`` and ``figure.png`` under ``out``; returns the Markdown. A bound whose γ⁻ is not
+    positive is undefined (shown "n/a"). The table step of ``experiment_plan("figure7", ...)``, which trains the
+    union networks first.
 
     .. code-block:: python
 
-        print(stability_figure("bundles/tatl", "runs", overrides={"spatial_size": [128, 160]}, max_samples=8))
+        print(run_plan(experiment_plan("figure7", "bundles/tatl", "runs", [0], figure7={"max_samples": 8})))
     """
-    overrides = dict(overrides or {})
-    out = Path(workdir) / "figure7"
-    workflow = TATLWorkflow(bundle_root, out, stages=(1, 2, 3), epochs=epochs, overrides=overrides)
-    workflow.train_pretext(fold)
-    common = workflow._common(fold)
+    out = Path(out)
+    common = {**overrides, "fold": fold, "models_dir": str(out / f"fold{fold}" / "models")}
+    common["output_dir"] = str(out / f"fold{fold}" / "eval")
     names = list(attributes or attributes_of(common["dataset_dir"]))
     weights = overrides.get("encoder_weights") or ""
+    crop = as_bool(overrides.get("crop", True), "crop")
     union = Path(common["models_dir"]) / "union" / arch / "model.pt"
     configs = [str(Path(bundle_root) / "configs" / n) for n in ("common.json", "train_attribute.json")]
     values: dict[str, dict[str, float]] = {}
@@ -62,8 +61,8 @@ def stability_figure(
     for name in names:
         parser = ConfigParser()
         parser.read_config(configs)
-        parser.update({"bundle_root": str(bundle_root), **workflow.overrides, **common})
-        parser.update({"attribute": name, "arch": arch, "from_union": False, "crop": workflow.crop, "augment": False})
+        parser.update({"bundle_root": str(bundle_root), **common})
+        parser.update({"attribute": name, "arch": arch, "from_union": False, "crop": crop, "augment": False})
         data = parser.get_parsed_content("train#dataset#data")[:max_samples]
         loader = DataLoader(Dataset(data, parser.get_parsed_content("train#preprocessing")), batch_size=4)
         inits = {"random": ("", "instance"), "TATL w/o ImageNet": ("", "instance")}

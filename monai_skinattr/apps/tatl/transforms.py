@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, ScaleIntensityRanged, Transform
+from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, Resized, ScaleIntensityRanged, Transform
 from PIL import Image
 
 from monai_skinattr.data.checks import DatasetLayoutError, draft, read_2d
 from monai_skinattr.data.isic import COLORS
+from monai_skinattr.transforms import LesionBBoxCropd
 from monai_skinattr.transforms.io import LoadPhotod, mask8, save_mask
 from monai_skinattr.transforms.io import image_id as _image_id
 from monai_skinattr.utils.io import remove_partials, save_image_atomic, write_text_atomic
@@ -23,7 +24,15 @@ from monai_skinattr.visualize import comparison_panel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_transforms", "with_lesions", "SaveCascadeMasksd", "cascade_outputs", "pending_images"]
+__all__ = [
+    "load_transforms",
+    "photo_transforms",
+    "lesion_crop",
+    "with_lesions",
+    "SaveCascadeMasksd",
+    "cascade_outputs",
+    "pending_images",
+]
 
 #: what a cascade run over a folder records in its output folder: the checkpoint's digest and the settings
 RUN_RECORD = "cascade_run.json"
@@ -50,6 +59,37 @@ def load_transforms(keys: KeysCollection, decode_size: int | None = None) -> lis
         load,
         EnsureChannelFirstd(keys),
         ScaleIntensityRanged(keys, a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
+    ]
+
+
+def photo_transforms(
+    keys: KeysCollection, decode_size: int, inference_size: Sequence[int] | None = None
+) -> list[Transform]:
+    """
+    The cascade's preprocessing: :func:`load_transforms` with the photo decoded for ``decode_size``, then, when
+    ``inference_size`` is given, the photo resized to it (bilinear) so photos can be batched; ``Invertd`` undoes both.
+
+    .. code-block:: python
+
+        pre = Compose(photo_transforms(["image"], decode_size=1024, inference_size=[384, 512]))
+    """
+    resize = [Resized(keys="image", spatial_size=inference_size, mode="bilinear")] if inference_size else []
+    return [*load_transforms(keys, decode_size), *resize]
+
+
+def lesion_crop(keys: Sequence[str], lesion_size: Sequence[int], offset: int) -> list[Transform]:
+    """
+    How stages 2 and 3 cut the lesion region: the lesion mask resized (nearest) to the Segment-Net grid
+    ``lesion_size``, then ``image`` and ``keys`` cropped to its bounding box grown by ``offset`` pixels of that grid
+    (:class:`~monai_skinattr.transforms.LesionBBoxCropd`; the cascade cuts the same box).
+
+    .. code-block:: python
+
+        crop = Compose(lesion_crop(["streaks"], lesion_size=[384, 512], offset=40))
+    """
+    return [
+        Resized(keys="lesion", spatial_size=lesion_size, mode="nearest"),
+        LesionBBoxCropd(keys=["image", *keys], mask_key="lesion", offset=offset),
     ]
 
 

@@ -16,7 +16,8 @@ from torchvision.transforms import Normalize
 from ...metrics import default_views, robustness_score
 from ...transforms.pipelines import IMAGENET_MEAN, IMAGENET_STD
 from ...utils.io import write_text_atomic
-from .downstream import DATASETS, downstream_splits, expand, preprocessing
+from .datasets import DATASETS, downstream_splits, expand
+from .transforms import preprocessing
 
 __all__ = ["robustness_images", "encoder_score", "score_encoders", "target_score"]
 

@@ -1,0 +1,120 @@
+"""One TATL cross-validation round (Alg. 1) as the bundle runs of a plan, and what a run is called in the paper."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from monai.bundle import ConfigParser
+
+from monai_skinattr.config import as_bool
+from monai_skinattr.runner import BundleRun
+
+__all__ = ["SWITCHES", "bundle_setting", "round_runs", "run_label"]
+
+#: switches of the TATL configs, turned into booleans before they are recorded (``"false"`` from the command line)
+SWITCHES = ("crop", "use_predicted_lesion", "augment", "freeze_encoder", "make_synthetic")
+
+
+def run_label(stages: Sequence[int], overrides: Mapping | None = None) -> str:
+    """
+    What a run is, as the paper names its columns: ``"TATL"`` (stages 1, 2, 3) or ``"Stage 2,3"`` etc. (``crop``
+    false removes stage 1), the switches that depart from the paper in brackets (ground-truth lesion crops, FE,
+    augmentation), and ``"w/o ImageNet"`` when no ImageNet encoder weights were loaded.
+
+    .. code-block:: python
+
+        run_label([1, 2, 3], {"freeze_encoder": True})  # 'TATL (FE) w/o ImageNet'
+    """
+    o = overrides or {}
+    run = set(stages) - ({1} if not as_bool(o.get("crop", True), "crop") else set())
+    label = "TATL" if run == {1, 2, 3} else "Stage " + ",".join(map(str, sorted(run)))
+    extras = [
+        text
+        for key, default, when, text in (
+            ("use_predicted_lesion", True, False, "ground-truth lesion crops"),
+            ("freeze_encoder", False, True, "FE"),
+            ("augment", False, True, "augmentation"),
+        )
+        if as_bool(o.get(key, default), key) == when and (key != "use_predicted_lesion" or 1 in run)
+    ]
+    label += f" ({', '.join(extras)})" if extras else ""
+    return label + ("" if o.get("encoder_weights") else " w/o ImageNet")
+
+
+def bundle_setting(bundle_root: str | Path, key: str, overrides: Mapping | None = None) -> object:
+    """
+    The value the bundle's ``common.json`` gives ``key`` with ``overrides`` applied — the stage configs' own
+    defaults, so a plan never restates them (``"data_root"`` validates or generates the dataset folder).
+
+    .. code-block:: python
+
+        bundle_setting("bundles/tatl", "data_root", {"dataset_dir": "/data/ISIC2018"})  # '/data/ISIC2018'
+    """
+    parser = ConfigParser()
+    parser.read_config(str(Path(bundle_root) / "configs" / "common.json"))
+    parser.update({"bundle_root": str(bundle_root), **{k: v for k, v in (overrides or {}).items() if v is not None}})
+    return parser.get_parsed_content(key)
+
+
+def round_runs(
+    run_dir: str | Path,
+    fold: int,
+    attributes: Sequence[str],
+    epochs: Mapping[str, int],
+    overrides: Mapping,
+    stages: Sequence[int] = (1, 2, 3),
+    prefix: str = "",
+    pretext_only: bool = False,
+) -> list[BundleRun]:
+    """
+    The bundle runs of round ``fold`` in order, each named ``<prefix><stage>``: ``lesion`` and ``predict_lesion``
+    (stage 1: the Segment-Net and its lesion masks), ``union/<arch>`` (stage 2), ``attribute/<name>/<arch>``
+    (stage 3, one per attribute and shape), ``assemble`` (the cascade, ``models/model.pt``) and ``evaluate``
+    (inference on the scored fold + ISIC Task 2 scores in ``<run_dir>/eval/attribute_scores.json``). Every stage
+    trains on the training folds and selects on a validation split carved from them.
+
+    .. code-block:: python
+
+        runs = round_runs("runs/fold0", 0, ["streaks"], {"lesion": 6, "union": 6, "attribute": 4}, {"archs": ["unet"]})
+
+    Args:
+        run_dir: the round's folder (``models/``, ``eval/``).
+        fold: the scored fold.
+        attributes: the dataset's attributes (one stage-3 run each per shape).
+        epochs: maximum epochs per stage, ``{"lesion", "union", "attribute"}``.
+        overrides: config values for every run (``dataset_dir``, ``archs``, switches...).
+        stages: TATL stages to run (must include 3); ``1`` absent: no crop (whole images); ``2`` absent: stage 3
+            starts from the encoder weights instead of the union network.
+        prefix: put before every run name (the variant and fold of an experiment).
+        pretext_only: stop after stage 2 (Figure 7 needs the union networks only).
+    """
+    if not set(stages) <= {1, 2, 3} or 3 not in stages:
+        raise ValueError(f"stages must include 3 and be a subset of (1, 2, 3), got {list(stages)}.")
+    given = {k: (as_bool(v, k) if k in SWITCHES else v) for k, v in overrides.items() if v is not None}
+    crop = 1 in stages and given.get("crop", True)
+    archs = list(given.get("archs", ["unet", "linknet"]))
+    common = {**given, "fold": fold, "models_dir": str(Path(run_dir) / "models"), "output_dir": f"{run_dir}/eval"}
+    runs: list[BundleRun] = []
+
+    def add(name: str, configs: Sequence[str], **values: object) -> None:
+        settings = {k: v for k, v in {**common, **values}.items() if v is not None}
+        runs.append(BundleRun(prefix + name, ["common.json", *configs], settings))
+
+    if crop:
+        add("lesion", ["train_lesion.json"], max_epochs=epochs["lesion"])
+        add("predict_lesion", ["predict_lesion.json"])
+    if 2 in stages:
+        for arch in archs:
+            add(f"union/{arch}", ["train_union.json"], arch=arch, max_epochs=epochs["union"], crop=crop)
+    if pretext_only:
+        return runs
+    for name in attributes:
+        for arch in archs:
+            values = {"arch": arch, "attribute": name, "from_union": 2 in stages, "max_epochs": epochs["attribute"]}
+            add(f"attribute/{name}/{arch}", ["train_attribute.json"], **values, crop=crop)
+    add("assemble", ["assemble.json"], crop=crop, output_dir=None)
+    label = run_label(stages, given)
+    scoring = {"output_dir": f"{run_dir}/eval/cascade", "scores_dir": f"{run_dir}/eval", "run_label": label}
+    add("evaluate", ["inference.json", "evaluate.json"], **scoring)
+    return runs

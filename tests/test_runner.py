@@ -1,0 +1,96 @@
+"""The library stage runner: what a plan run again skips, resumes and redoes (bundle runs stubbed)."""
+
+import json
+import logging
+
+import pytest
+
+from monai_skinattr import runner
+from monai_skinattr.runner import RECORD, BundleRun, Plan, read_record, run_plan
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    """A bundle whose ``train.json`` has a ``resume`` switch and whose ``table.json`` has none."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "common.json").write_text('{"seed": 0}')
+    (tmp_path / "configs" / "train.json").write_text('{"resume": true}')
+    (tmp_path / "configs" / "table.json").write_text('{"out": "x"}')
+    return tmp_path
+
+
+class Calls(list):
+    """The stubbed bundle runs, as (name, resume); the run named ``kill`` raises and never finishes."""
+
+    kill: str | None = None
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    made = Calls()
+
+    def run_bundle(bundle_root, configs, **override):
+        made.append((override["name"], override.get("resume")))
+        if override["name"] == made.kill:
+            raise KeyboardInterrupt  # stands for SIGKILL: the run never finishes
+
+    monkeypatch.setattr(runner, "run_bundle", run_bundle)
+    return made
+
+
+def _plan(bundle, epochs=2, table=None):
+    runs = [
+        BundleRun("a", ["common.json", "train.json"], {"name": "a"}),
+        BundleRun("b", ["common.json", "train.json"], {"name": "b", "max_epochs": epochs}),
+        BundleRun("c", ["common.json", "train.json"], {"name": "c"}),
+        BundleRun("d", ["common.json", "table.json"], {"name": "d"}),
+    ]
+    return Plan(bundle, bundle / "work", runs, table)
+
+
+def test_a_killed_plan_resumes_the_interrupted_run_and_redoes_what_follows(bundle, calls, caplog):
+    calls.kill = "c"
+    with pytest.raises(KeyboardInterrupt):
+        run_plan(_plan(bundle))
+    assert {k: v["finished"] for k, v in read_record(bundle / "work").items()} == {"a": True, "b": True, "c": False}
+    calls.clear()
+    calls.kill = None
+    with caplog.at_level(logging.INFO, logger="monai_skinattr.runner"):
+        assert run_plan(_plan(bundle, table=lambda: "| table |")) == "| table |"
+    assert calls == [("c", True), ("d", None)]  # resumed from its checkpoint; table.json has no resume switch
+    assert "[1/4] a: finished before with the same settings, skipped" in caplog.text
+    assert "[3/4] c: resuming from its last checkpoint" in caplog.text and "[4/4] d: running" in caplog.text
+    record = json.loads((bundle / "work" / RECORD).read_text())["runs"]
+    assert all(v["finished"] for v in record.values()) and record["b"]["settings"]["max_epochs"] == 2
+    assert record["b"]["settings"]["configs"] == ["common.json", "train.json"]
+
+
+def test_finished_runs_are_skipped_changed_ones_redone_from_scratch(bundle, calls):
+    run_plan(_plan(bundle))
+    calls.clear()
+    run_plan(_plan(bundle))
+    assert calls == []  # every run finished with the same settings
+    run_plan(_plan(bundle, epochs=3))
+    assert calls == [("b", False), ("c", False), ("d", None)]  # b changed: it and what follows, from scratch
+    calls.clear()
+    run_plan(_plan(bundle, epochs=3), resume="false")  # as typed on the command line
+    assert [c[0] for c in calls] == ["a", "b", "c", "d"] and not any(c[1] for c in calls)
+
+
+def test_an_interrupted_run_with_other_settings_starts_again(bundle, calls):
+    calls.kill = "b"
+    with pytest.raises(KeyboardInterrupt):
+        run_plan(_plan(bundle))
+    calls.clear()
+    calls.kill = None
+    run_plan(_plan(bundle, epochs=5))
+    assert calls == [("b", False), ("c", False), ("d", None)]
+
+
+def test_bad_plans_are_refused_by_name(bundle):
+    with pytest.raises(ValueError, match=r"run names must be unique, repeated: \['a'\]"):
+        Plan(bundle, bundle, [BundleRun("a", ["train.json"]), BundleRun("a", ["train.json"])])
+    with pytest.raises(ValueError, match="run 'a': 'resume' is the runner's to set"):
+        BundleRun("a", ["train.json"], {"resume": False})
+    with pytest.raises(ValueError, match="'resume' must be true or false"):
+        run_plan(Plan(bundle, bundle / "w", []), resume="maybe")
