@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from monai.bundle import ConfigWorkflow
 from monai_skinattr.data import lesion_splits
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.metrics import isic_task1_score
+from monai_skinattr.runner import read_record
+from tests.plan_kill import kill_during, run_command
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 MOBILENET = BUNDLES / "mobilenet_unet"
@@ -31,22 +34,44 @@ def configs(root: Path, *names: str) -> list[str]:
     return [str(root / "configs" / n) for n in names]
 
 
-def tiny(root: Path, config: str, work: Path, year: int, *extra: str) -> subprocess.CompletedProcess:
-    return bundle(
-        "run", "--config_file", str(root / "configs" / config), "--bundle_root", str(root),
-        "--workdir", str(work / "work"), "--dataset_dir", str(work / "data"), "--make_synthetic", "true",
+def plan_command(root: Path, plan: str, work: Path, data: Path, year: int) -> list[str]:
+    """The plan's one command (``common.json`` + the plan config) at tiny size: 12 photos, 64 x 64, 1 epoch."""
+    return [
+        "-m", "monai.bundle", "run", "--config_file", json.dumps(configs(root, "common.json", plan)),
+        "--bundle_root", str(root), "--workdir", str(work), "--dataset_dir", str(data), "--make_synthetic", "true",
         "--synthetic", json.dumps({"n": 12, "size": [64, 80], "seed": 0, "year": year}),
-        "--spatial_size", "[64, 64]", "--max_epochs", "1", "--batch_size", "4", *extra,
-    )  # fmt: skip
+        "--spatial_size", "[64, 64]", "--max_epochs", "1", "--batch_size", "4",
+    ]  # fmt: skip
+
+
+def log_opened(folder: Path) -> Callable[[], bool]:
+    """``ready`` of :func:`kill_during`: a run's TensorBoard log in ``folder`` is open (its trainer is built)."""
+    return lambda: any(folder.glob("events.out.tfevents.*"))
+
+
+def killed_and_resumed(command: list[str], work: Path, run_name: str, ready: Callable, names: list[str]) -> None:
+    """Run ``command`` into ``work``, SIGKILL it while ``run_name`` runs (once ``ready()``), run it again to the end;
+    check that the record shows every run of ``names`` finished and that the rerun skipped the runs before
+    ``run_name`` and redid it and the ones after."""
+    kill_during(command, work, run_name, ready)
+    killed = names.index(run_name)
+    assert [n for n, r in read_record(work).items() if r["finished"]] == names[:killed]
+    rerun = run_command(command).stdout
+    record = read_record(work)
+    assert list(record) == names and all(r["finished"] for r in record.values())
+    for i, name in enumerate(names, start=1):
+        done = "finished before with the same settings, skipped" if i <= killed else "running"
+        assert f"[{i}/{len(names)}] {name}: {done}" in rerun, name
 
 
 @pytest.fixture(scope="module")
 def mobilenet_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("mobilenet")
-    return work, tiny(MOBILENET, "pipeline.json", work, 2016).stdout
+    stdout = run_command(plan_command(MOBILENET, "pipeline.json", work / "work", work / "data", 2016)).stdout
+    return work, stdout
 
 
-def test_three_phases_table(mobilenet_run):
+def test_three_phases_table_resumes_after_kill(mobilenet_run):
     work, stdout = mobilenet_run
     assert "| phase | lr | lowest val loss | IoU | Dice | ISIC thr. Jaccard |" in stdout
     for row in ("| encoder frozen | 0.001 |", "| stage 4 open | 0.0001 |", "| all layers open | 0.0001 |"):
@@ -56,6 +81,13 @@ def test_three_phases_table(mobilenet_run):
     )
     results = json.loads((work / "work" / "phases.json").read_text())
     assert list(results) == ["frozen", "last", "all"]
+    # killed while the second phase trains (its TensorBoard log is open), then run again: the same table
+    resumed = work / "resumed"
+    names = [f"{step}/{phase}" for phase in ("frozen", "last", "all") for step in ("train", "evaluate")]
+    command = plan_command(MOBILENET, "pipeline.json", resumed, work / "data", 2016)
+    killed_and_resumed(command, resumed, "train/last", log_opened(resumed / "eval" / "last"), names)
+    assert (resumed / "phases.md").read_text() == (work / "work" / "phases.md").read_text()
+    assert (resumed / "models" / "model.pt").is_file()
 
 
 def test_phases_chain_and_pictures(mobilenet_run):
@@ -109,13 +141,28 @@ def test_mobilenet_zoo_checks(mobilenet_run, tmp_path):
     _zoo_checks(MOBILENET, ["common.json", "train_last.json"], work / "work" / "models", work / "data", tmp_path)
 
 
-def test_iscf_ablation_and_zoo_checks(tmp_path):
-    result = tiny(ISCF, "ablation.json", tmp_path, 2018)
+def _without_latency(table: str) -> list[list[str]]:
+    """The ablation table's cells, its wall-clock latency column left out."""
+    rows = [line.split("|") for line in table.splitlines()]
+    column = next(row.index(" latency (ms) ") for row in rows if " latency (ms) " in row)
+    return [row[:column] + row[column + 1 :] if len(row) > column else row for row in rows]
+
+
+def test_iscf_ablation_resumes_after_kill_and_zoo_checks(tmp_path):
+    stdout = run_command(plan_command(ISCF, "ablation.json", tmp_path / "work", tmp_path / "data", 2018)).stdout
     for row in ("| ISCF, 3 scale pairs | 64x64 |", "| ISCF, 1 scale pair |", "| skip concatenation (no ISCF) |"):
-        assert row in result.stdout
+        assert row in stdout
     table = json.loads((tmp_path / "work" / "ablation.json").read_text())
     params = [table[k]["params"] for k in ("skip concatenation (no ISCF)", "ISCF, 1 scale pair", "ISCF, 3 scale pairs")]
     assert params == sorted(params) and params[0] < params[-1]
     assert all(0 <= v["test_dice"] <= 1 and v["gflops"] > 0 for v in table.values())
     models = tmp_path / "work" / "ISCF_3_scale_pairs" / "models"
     _zoo_checks(ISCF, ["common.json", "train.json"], models, tmp_path / "data", tmp_path)
+    # killed while the second variant trains (its TensorBoard log is open), then run again: the same table
+    resumed = tmp_path / "resumed"
+    folders = ["ISCF_3_scale_pairs", "ISCF_2_scale_pairs", "ISCF_1_scale_pair", "skip_concatenation_no_ISCF"]
+    names = [f"{step}/{folder}" for folder in folders for step in ("train", "evaluate")]
+    command = plan_command(ISCF, "ablation.json", resumed, tmp_path / "data", 2018)
+    killed_and_resumed(command, resumed, f"train/{folders[1]}", log_opened(resumed / folders[1] / "eval"), names)
+    tables = [_without_latency((work / "ablation.md").read_text()) for work in (tmp_path / "work", resumed)]
+    assert tables[0] == tables[1]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from monai_skinattr.config import as_bool, run_bundle
+from monai_skinattr.config import as_bool
 from monai_skinattr.networks import EffFormerISCF
 from monai_skinattr.networks.profile import profile_network
+from monai_skinattr.runner import BundleRun, Plan
 from monai_skinattr.utils.io import markdown_table, read_metrics_csv, write_table
 
-__all__ = ["VARIANTS", "run_ablation", "ablation_table"]
+__all__ = ["VARIANTS", "ablation_plan", "ablation_table"]
 
 #: label -> config overrides of each run (the full model first).
 VARIANTS = {
@@ -21,44 +22,55 @@ VARIANTS = {
 }
 
 
-def run_ablation(
+def _folder(label: str) -> str:
+    """A variant's folder under the plan's ``workdir`` (and its runs' name): ``"ISCF, 3 scale pairs"`` ->
+    ``"ISCF_3_scale_pairs"``."""
+    return label.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+
+
+def ablation_plan(
     bundle_root: str | Path, workdir: str | Path, overrides: Mapping | None = None, with_384: object = False
-) -> str:
+) -> Plan:
     """
-    Train and evaluate every variant of :data:`VARIANTS` (and, with ``with_384``, the full model at 384 x 384) with
-    the bundle's ``train.json`` / ``evaluate.json``, measure parameters, GFLOPs and CPU latency at the variant's
-    input size, and return the Markdown table (also ``<workdir>/ablation.{md,csv,json}``).
+    The ablation table as a plan on :func:`monai_skinattr.runner.run_plan`: for every variant of :data:`VARIANTS`
+    (and, with ``with_384``, the full model at 384 x 384) a run ``train/<folder>`` (``common.json`` +
+    ``train.json``, best weights in ``<workdir>/<folder>/models``) and a run ``evaluate/<folder>`` (``common.json``
+    + ``inference.json`` + ``evaluate.json`` on the test split, in ``<workdir>/<folder>/eval/test``), all with
+    ``overrides``. Its table step measures parameters, GFLOPs and CPU latency at the variant's input size and
+    writes :func:`ablation_table` to ``<workdir>/ablation.{md,csv,json}``.
 
     .. code-block:: python
 
-        print(run_ablation("bundles/iscf", "runs/iscf", {"max_epochs": 5}))
+        print(run_plan(ablation_plan("bundles/iscf", "runs/iscf", {"max_epochs": 5})))
     """
     overrides = dict(overrides or {})
     variants = dict(VARIANTS)
     if as_bool(with_384, "with_384"):
         variants["ISCF, 3 scale pairs, 384 x 384"] = {"skip": "iscf", "fused_scales": 3, "spatial_size": [384, 384]}
-    results = {}
+    work = Path(workdir)
+    train, evaluate = ["common.json", "train.json"], ["common.json", "inference.json", "evaluate.json"]
+    runs = []
     for label, variant in variants.items():
-        run_dir = Path(workdir) / label.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-        settings = {**overrides, **variant, "models_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval")}
-        run_bundle(bundle_root, ["common.json", "train.json"], **settings)
-        test_dir = run_dir / "eval" / "test"
-        run_bundle(
-            bundle_root, ["common.json", "inference.json", "evaluate.json"], **{**settings, "output_dir": str(test_dir)}
-        )
-        size = settings.get("spatial_size", [224, 224])
-        net = EffFormerISCF(skip=variant["skip"], fused_scales=variant["fused_scales"])
-        params, gflops, ms = profile_network(net, size)
-        results[label] = {
-            "size": list(size),
-            "params": params,
-            "gflops": gflops,
-            "latency_ms": ms,
-            **read_metrics_csv(test_dir),
-        }
-    data = overrides.get("dataset_dir", "the bundle's synthetic ISIC 2018 data")
-    epochs = overrides.get("max_epochs", 100)
-    return ablation_table(results, workdir, f"ISCF ablation, from scratch, {epochs} epochs; test split of {data}")
+        folder = work / _folder(label)
+        settings = {**overrides, **variant, "models_dir": str(folder / "models")}
+        runs += [
+            BundleRun(f"train/{folder.name}", train, {**settings, "output_dir": str(folder / "eval")}),
+            BundleRun(f"evaluate/{folder.name}", evaluate, {**settings, "output_dir": str(folder / "eval" / "test")}),
+        ]
+
+    def table() -> str:
+        results = {}
+        for label, variant in variants.items():
+            size = {**overrides, **variant}.get("spatial_size", [224, 224])
+            net = EffFormerISCF(skip=variant["skip"], fused_scales=variant["fused_scales"])
+            params, gflops, ms = profile_network(net, size)
+            metrics = read_metrics_csv(work / _folder(label) / "eval" / "test")
+            results[label] = {"size": list(size), "params": params, "gflops": gflops, "latency_ms": ms, **metrics}
+        data = overrides.get("dataset_dir", "the bundle's synthetic ISIC 2018 data")
+        epochs = overrides.get("max_epochs", 100)
+        return ablation_table(results, work, f"ISCF ablation, from scratch, {epochs} epochs; test split of {data}")
+
+    return Plan(bundle_root, workdir, runs, table)
 
 
 def ablation_table(results: Mapping[str, Mapping], out_dir: str | Path | None = None, title: str = "") -> str:

@@ -1,4 +1,4 @@
-"""The method's three fine-tuning phases, each from the previous phase's best checkpoint, and their table."""
+"""The method's three fine-tuning phases, each from the previous phase's best checkpoint, as a plan, and their table."""
 
 from __future__ import annotations
 
@@ -7,25 +7,14 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from torch import nn
-
-from monai_skinattr.config import run_bundle
-from monai_skinattr.networks import MobileNetV2UNet, count_parameters, load_stage_weights
+from monai_skinattr.networks import MobileNetV2UNet, count_parameters
+from monai_skinattr.runner import BundleRun, Plan
 from monai_skinattr.utils.io import markdown_table, read_metrics_csv, write_table
 
-__all__ = ["PHASES", "prepare_network", "run_phases", "phase_table"]
+__all__ = ["PHASES", "phases_plan", "phase_table"]
 
 #: phase -> (what the report calls it, learning rate): encoder frozen, "stage 4" open, everything open.
 PHASES = {"frozen": ("encoder frozen", 1e-3), "last": ("stage 4 open", 1e-4), "all": ("all layers open", 1e-4)}
-
-
-def prepare_network(net: MobileNetV2UNet, init_checkpoint: str | Path = "", phase: str = "frozen") -> nn.Module:
-    """The phase's network: the previous phase's best weights (strict) when given, trainable layers set."""
-    if phase not in PHASES:
-        raise ValueError(f"phase must be one of {list(PHASES)}, got '{phase}'.")
-    if init_checkpoint:
-        load_stage_weights(net, init_checkpoint, strict=True)
-    return net.set_trainable(phase)
 
 
 def _best_val_loss(folder: Path) -> float:
@@ -34,40 +23,56 @@ def _best_val_loss(folder: Path) -> float:
         return min(float(r["val_loss"]) for r in csv.DictReader(f))
 
 
-def run_phases(bundle_root: str | Path, workdir: str | Path, overrides: Mapping | None = None) -> str:
+def phases_plan(bundle_root: str | Path, workdir: str | Path, overrides: Mapping | None = None) -> Plan:
     """
-    Train the three phases in order (``train_frozen.json`` → ``train_last.json`` → ``train_all.json``, each from
-    the previous phase's best checkpoint), evaluate each phase's best checkpoint on the test split
-    (``inference.json`` + ``evaluate.json``: metrics, overlays, error maps) and return the Markdown table (also
-    written to ``<workdir>/phases.{md,csv,json}``). The last phase's best weights become ``models/model.pt``.
+    The three phases as a plan on :func:`monai_skinattr.runner.run_plan`: per phase in order a run
+    ``train/<phase>`` (``common.json`` + ``train_<phase>.json``, starting from the previous phase's best checkpoint
+    ``<workdir>/models/<previous>/model.pt``; best weights in ``<workdir>/models/<phase>/model.pt``, loss curves in
+    ``<workdir>/eval/<phase>``) and a run ``evaluate/<phase>`` (``common.json`` + ``inference.json`` +
+    ``evaluate.json`` of that checkpoint on the test split: metrics, masks, overlays, error maps in
+    ``<workdir>/eval/<phase>/test``), all with ``overrides``. Its table step copies the last phase's best weights to
+    ``<workdir>/models/model.pt`` (the bundle's model) and writes :func:`phase_table` to
+    ``<workdir>/phases.{md,csv,json}``.
 
     .. code-block:: python
 
-        print(run_phases("bundles/mobilenet_unet", "runs/mobilenet", {"max_epochs": 5}))
+        print(run_plan(phases_plan("bundles/mobilenet_unet", "runs/mobilenet", {"max_epochs": 5})))
     """
-    work = Path(workdir)
-    models, evals = work / "models", work / "eval"
-    common = {**dict(overrides or {}), "models_dir": str(models), "output_dir": str(evals)}
-    results = {}
+    overrides = dict(overrides or {})
+    models, evals = Path(workdir) / "models", Path(workdir) / "eval"
+    common = {**overrides, "models_dir": str(models), "output_dir": str(evals)}
+    evaluate = ["common.json", "inference.json", "evaluate.json"]
+    runs = []
     for phase in PHASES:
-        run_bundle(bundle_root, ["common.json", f"train_{phase}.json"], **common)
-        shutil.copyfile(models / phase / "model.pt", models / "model.pt")
-        test_dir = evals / phase / "test"
-        run_bundle(
-            bundle_root, ["common.json", "inference.json", "evaluate.json"], **{**common, "output_dir": str(test_dir)}
-        )
-        net = prepare_network(MobileNetV2UNet(), "", phase)
-        results[phase] = {
-            "val_loss": _best_val_loss(evals / phase),
-            **read_metrics_csv(test_dir),
-            "trainable": count_parameters(net, bn_statistics=False, trainable_only=True),
-            "non_trainable": count_parameters(net, bn_statistics=False) - count_parameters(net, False, True),
-        }
-    weights = (overrides or {}).get("encoder_weights") or ""
-    start = f"ImageNet encoder ({Path(weights).name})" if weights else "random encoder (no ImageNet encoder_weights)"
-    data = (overrides or {}).get("dataset_dir", "the bundle's synthetic ISIC 2016 data")
-    title = f"MobileNetV2 U-Net, three phases, {start}; test split of {data}"
-    return phase_table(results, work, title)
+        runs += [
+            BundleRun(f"train/{phase}", ["common.json", f"train_{phase}.json"], common),
+            BundleRun(
+                f"evaluate/{phase}",
+                evaluate,
+                {**common, "models_dir": str(models / phase), "output_dir": str(evals / phase / "test")},
+            ),
+        ]
+
+    def table() -> str:
+        shutil.copyfile(models / list(PHASES)[-1] / "model.pt", models / "model.pt")
+        results = {}
+        for phase in PHASES:
+            net = MobileNetV2UNet().set_trainable(phase)
+            trainable = count_parameters(net, bn_statistics=False, trainable_only=True)
+            results[phase] = {
+                "val_loss": _best_val_loss(evals / phase),
+                **read_metrics_csv(evals / phase / "test"),
+                "trainable": trainable,
+                "non_trainable": count_parameters(net, bn_statistics=False) - trainable,
+            }
+        weights = overrides.get("encoder_weights")
+        start = "random encoder (no ImageNet encoder_weights)"
+        if weights:
+            start = f"ImageNet encoder ({Path(weights).name})"
+        data = overrides.get("dataset_dir", "the bundle's synthetic ISIC 2016 data")
+        return phase_table(results, workdir, f"MobileNetV2 U-Net, three phases, {start}; test split of {data}")
+
+    return Plan(bundle_root, workdir, runs, table)
 
 
 def phase_table(results: Mapping[str, Mapping[str, float]], out_dir: str | Path | None = None, title: str = "") -> str:
