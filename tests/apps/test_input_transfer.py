@@ -1,6 +1,7 @@
 """Deep input transfer: gradient perturbation, its dataset writer, the test-time network and Table 1's statistics."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from monai_skinattr.apps.input_transfer import (
     mean_and_standard_error,
     perturb_dataset,
     perturbed_datalist,
+    pipeline_plan,
     segmentation_rates,
     target_loading,
 )
@@ -186,6 +188,10 @@ def test_perturb_dataset_writes_floats_and_resumes(trained, lesions, tmp_path):
     item = load(perturbed_datalist(out, lesions, key="label")[0])
     assert item["image"].shape == item["label"].shape == (3, 32, 32)
     assert np.array_equal(item["label"].numpy(), np.load(out / f"{first}.npy"))
+    # not resuming (the runner redoes the run, e.g. after the segmenter changed): the folder starts again
+    perturb_dataset(trained, lesions[1:], transform, out, gamma=0.1, iterations=3, batch_size=2, resume=False)
+    assert sorted(p.stem for p in out.glob("*.npy")) == sorted(e["id"] for e in lesions[1:])
+    assert json.loads((out / "perturbation.json").read_text())["gamma"] == 0.1
 
 
 def test_assemble_model_joins_the_two_checkpoints(tmp_path):
@@ -213,3 +219,26 @@ def test_grey_photos_for_one_channel_segmenters(tmp_path):
     assert [e["id"] for e in image_datalist(root, channels=1)] == ["CHNCXR_0001_0", "CHNCXR_0002_1"]
     with pytest.raises(DatasetLayoutError, match="CHNCXR_0001_0.png: image has 1 channel"):
         image_datalist(root)  # RGB is the default
+
+
+def test_pipeline_plan_runs_the_stages_in_order():
+    plan = pipeline_plan("b", "w/models", "w/eval", {"segmenter": 3, "translator": 2}, {"spatial_size": [64, 64]})
+    assert str(plan.workdir) == "w/models"
+    runs = {r.name: r for r in plan.runs}
+    assert list(runs) == [
+        "segmenter",
+        "perturb_gp_ts",
+        "perturb_gp_t",
+        "translator_gp_ts",
+        "translator_gp_t",
+        "translator_e2e",
+        "assemble",
+        "evaluate",
+        "table1",
+    ]
+    assert all(r.configs[0] == "common.json" and r.overrides["spatial_size"] == [64, 64] for r in plan.runs)
+    assert runs["segmenter"].overrides["max_epochs"] == 3 and runs["translator_e2e"].overrides["max_epochs"] == 2
+    assert runs["perturb_gp_t"].overrides["variant"] == "gp_t" and runs["assemble"].overrides["variant"] == "gp_ts"
+    assert runs["evaluate"].configs == ["common.json", "inference.json", "evaluate.json"]
+    assert runs["evaluate"].overrides["output_dir"].replace("\\", "/") == "w/eval/test"
+    assert runs["table1"].overrides["output_dir"] == "w/eval"

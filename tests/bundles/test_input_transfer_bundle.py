@@ -1,4 +1,4 @@
-"""The deep-input-transfer bundle end to end at tiny size: four stages, Table 1, resume, zoo checks, other datasets."""
+"""The deep-input-transfer bundle end to end at tiny size: the plan, Table 1, resume after a kill, zoo checks."""
 
 import json
 import subprocess
@@ -10,10 +10,23 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from monai_skinattr.apps.input_transfer import STAGES, prepare_splits
+from monai_skinattr.apps.input_transfer import prepare_splits
 from monai_skinattr.data.checks import read_2d
+from monai_skinattr.runner import read_record
+from tests.plan_kill import kill_during, run_command
 
 ROOT = Path(__file__).resolve().parents[2] / "bundles" / "input_transfer"
+RUNS = [
+    "segmenter",
+    "perturb_gp_ts",
+    "perturb_gp_t",
+    "translator_gp_ts",
+    "translator_gp_t",
+    "translator_e2e",
+    "assemble",
+    "evaluate",
+    "table1",
+]
 TINY = {
     "--spatial_size": "[64, 64]",
     "--batch_size": "4",
@@ -34,16 +47,22 @@ def bundle(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def pipeline(work: Path, dataset: str, size: list[int]) -> subprocess.CompletedProcess:
-    return bundle(
-        "run", "--config_file", str(ROOT / "configs" / "pipeline.json"), "--bundle_root", str(ROOT),
+def pipeline_args(work: Path, dataset: str, size: list[int], n: int = 12) -> list[str]:
+    """The README's plan command (common.json + pipeline.json) at tiny size on ``n`` photos, all under ``work``."""
+    configs = str([str(ROOT / "configs" / name) for name in ("common.json", "pipeline.json")])
+    return [
+        "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(ROOT),
         "--logging_file", str(ROOT / "configs" / "logging.conf"),
         "--models_dir", str(work / "models"), "--output_dir", str(work / "eval"),
         "--dataset_name", dataset, "--dataset_dir", str(work / "data"), "--make_synthetic", "true",
-        "--synthetic", json.dumps({"n": 12, "size": size, "seed": 0}),
+        "--synthetic", json.dumps({"n": n, "size": size, "seed": 0}),
         "--epochs", json.dumps({"segmenter": 1, "translator": 1}),
         *[x for kv in TINY.items() for x in kv],
-    )  # fmt: skip
+    ]  # fmt: skip
+
+
+def pipeline(work: Path, dataset: str, size: list[int], n: int = 12) -> subprocess.CompletedProcess:
+    return run_command(pipeline_args(work, dataset, size, n))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +71,7 @@ def isic_run(tmp_path_factory):
     return work, pipeline(work, "isic2017", [64, 80])
 
 
-def test_pipeline_writes_table1(isic_run):
+def test_pipeline_plan_writes_table1_and_resumes_after_a_kill(isic_run, tmp_path):
     work, result = isic_run
     test = prepare_splits("isic2017", work / "data", "", make_synthetic=False)["test"]
     rows = ["| ORIG |", "| Oracle (GP with the test ground truth) |", "| GP_T |", "| GP_Ts |"]
@@ -75,7 +94,26 @@ def test_pipeline_writes_table1(isic_run):
         assert (models / name).is_file(), name
     for gamma in ("1.0", "0.1"):
         assert len(list((models / f"perturbed_gamma{gamma}").glob("*.npy"))) == 10  # training split: 12 less 2
-    assert json.loads((models / "stages.json").read_text())["finished"] == list(STAGES)
+    record = read_record(models)
+    assert list(record) == RUNS and all(entry["finished"] for entry in record.values())
+
+    # the same command killed while training the first translator, then run again: the same Table 1
+    other = tmp_path / "killed"
+    args = pipeline_args(other, "isic2017", [64, 80])
+    kill_during(args, other / "models", "translator_gp_ts", ready=(other / "eval" / "translator_gp_ts").is_dir)
+    finished = [name for name, entry in read_record(other / "models").items() if entry["finished"]]
+    assert finished == RUNS[:3]
+    kept = sorted((other / "models").glob("**/*.npy")) + [other / "models" / "segmenter.pt"]
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    resumed = pipeline(other, "isic2017", [64, 80])
+    assert resumed.stdout.count("finished before with the same settings, skipped") == len(finished)
+    assert {p: p.stat().st_mtime_ns for p in kept} == stamps  # the finished runs' outputs are not rewritten
+    record = read_record(other / "models")
+    assert list(record) == RUNS and all(entry["finished"] for entry in record.values())
+    tables = [
+        (w / "eval" / "table1" / "table1.md").read_text().replace(str(w / "data"), "<data>") for w in (work, other)
+    ]
+    assert tables[0] == tables[1]
 
 
 def test_test_masks_at_original_size_and_metrics(isic_run):
@@ -92,16 +130,6 @@ def test_test_masks_at_original_size_and_metrics(isic_run):
     saved = dict(line.split(",") for line in (out / "metrics.csv").read_text().splitlines())
     assert float(saved["test_dice"]) == pytest.approx(np.mean(dice), abs=1e-6)
     assert 0 <= float(saved["test_fpr"]) <= 1 and 0 <= float(saved["test_fnr"]) <= 1
-
-
-def test_pipeline_resumes_without_redoing_stages(isic_run):
-    work, _ = isic_run
-    models = work / "models"
-    stamps = {p: p.stat().st_mtime_ns for p in models.glob("*.pt")}
-    result = pipeline(work, "isic2017", [64, 80])
-    assert "| GP_Ts |" in result.stdout
-    assert {p: p.stat().st_mtime_ns for p in models.glob("*.pt")} == stamps
-    assert result.stderr.count("already finished") + result.stdout.count("already finished") == len(STAGES)
 
 
 def test_zoo_checks_and_torchscript(isic_run, tmp_path):
@@ -137,7 +165,7 @@ def test_zoo_checks_and_torchscript(isic_run, tmp_path):
 
 @pytest.mark.parametrize("dataset, channels", [("shenzhen", 1), ("cvc_colondb", 3)])
 def test_other_layouts_by_config(tmp_path, dataset, channels):
-    result = pipeline(tmp_path, dataset, [64, 64])
+    result = pipeline(tmp_path, dataset, [64, 64], n=6)
     assert "| GP_Ts |" in result.stdout
     paper = {"shenzhen": "LUNG (Shenzhen chest X-ray)", "cvc_colondb": "COLON (CVC-ColonDB)"}[dataset]
     assert f"Table 1 on {paper} test split" in result.stdout

@@ -7,11 +7,10 @@ from .evaluation import ORACLE, ORIG, mean_and_standard_error, segmentation_rate
 from .models import VARIANTS, assemble_model, load_network, translator_checkpoint
 from .networks import TranslateThenSegment
 from .perturbation import Perturbation, gradient_perturbation, gradient_step, label_mismatch
-from .workflow import STAGES, run_pipeline
+from .workflow import pipeline_plan
 
 __all__ = [
-    "STAGES",
-    "run_pipeline",
+    "pipeline_plan",
     "DATASETS",
     "VARIANTS",
     "assemble_model",

@@ -16,6 +16,7 @@ from monai.transforms import EnsureChannelFirstd, EnsureTyped, LoadImaged, Trans
 from torch import nn
 from tqdm import tqdm
 
+from ...config import as_bool
 from ...utils.io import write_bytes_atomic, write_text_atomic
 from .perturbation import gradient_perturbation, label_mismatch
 
@@ -44,6 +45,14 @@ def _write_rows(folder: Path, rows: dict[str, dict]) -> None:
     write_text_atomic(out.getvalue(), folder / SUMMARY)
 
 
+def _discard(folder: Path) -> None:
+    """Remove the images a previous run perturbed into ``folder``, its summary and its settings."""
+    for image_id in _read_rows(folder):
+        (folder / f"{image_id}.npy").unlink()
+    for name in (SUMMARY, _PARAMS):
+        (folder / name).unlink(missing_ok=True)
+
+
 def _check_params(folder: Path, params: dict) -> None:
     path = folder / _PARAMS
     if path.is_file():
@@ -66,14 +75,16 @@ def perturb_dataset(
     tolerance: float = 0.0,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
+    resume: object = True,
 ) -> list[dict]:
     """
     Perturb every image of ``datalist`` (entries with ``"image"``, ``"label"`` and ``"id"``) with
     :func:`gradient_perturbation` after ``transform`` (the segmenter's own preprocessing), and write ``I + Δ`` as
     ``<output_dir>/<id>.npy`` (float32, channel first, at the network's input size) plus ``perturbation.csv``
     (steps taken, fraction of wrong pixels before and after, value range per image). Every file is written
-    atomically and the summary is rewritten after each batch, so an interrupted run continues where it stopped;
-    a folder perturbed with other settings is refused rather than mixed.
+    atomically and the summary is rewritten after each batch, so an interrupted run continues where it stopped
+    (``resume``; ``False`` discards what the folder holds, e.g. images perturbed by an earlier segmenter, and
+    starts again); a folder perturbed with other settings is refused rather than mixed.
 
     .. code-block:: python
 
@@ -85,6 +96,8 @@ def perturb_dataset(
     """
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    if not as_bool(resume, "resume"):
+        _discard(folder)
     _check_params(folder, {"gamma": gamma, "iterations": iterations, "tolerance": tolerance})
     ids = [str(e["id"]) for e in datalist]
     if len(set(ids)) != len(ids):
