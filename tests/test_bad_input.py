@@ -11,8 +11,9 @@ import torch
 from monai.data import MetaTensor
 from PIL import Image
 
-from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, prepare_network, split_datalists
+from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, split_datalists
 from monai_skinattr.data import DatasetLayoutError, image_datalist, isic_datalist, synthetic
+from monai_skinattr.networks import prepare_network
 from monai_skinattr.transforms import LesionBBoxCrop, LesionBBoxCropd, TileGrid, TileGridd, UnionMask
 from tests.bundles.test_tatl_bundle import BUNDLE, CONFIGS, bundle, config
 
