@@ -6,11 +6,12 @@ Every command that runs several of a bundle's configs in order (a paper table, a
 written atomically before and after each run: a run is keyed by its name and its settings (configs and
 overrides). Running a plan again
 
-- skips each run recorded finished with the same settings, up to the first run that has to run;
-- resumes that run from its last checkpoint when it was started with the same settings and never finished (a
+- skips each run recorded finished with the same settings, unless a run it needs ran again;
+- resumes a run from its last checkpoint when it was started with the same settings and never finished (a
   killed run; bundles whose configs declare ``resume`` carry on from their last checkpoint, the others start
   the run again);
-- redoes every run after it, since their inputs may have changed;
+- redoes every run that needs one that ran (by default a run needs every run before it; ``BundleRun.needs``
+  narrows that to the runs whose outputs it reads, so an independent variant or repeat is not redone);
 - with ``resume=False``, redoes everything.
 
 (MONAI's ``AutoRunner`` does the same for Auto3DSeg: the plan is data, the runner is generic, the record lives
@@ -19,8 +20,10 @@ beside the outputs.)
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from monai.bundle import ConfigParser
 from .config import as_bool, run_bundle
 from .utils.io import write_text_atomic
 
-__all__ = ["BundleRun", "Plan", "RECORD", "run_plan", "read_record"]
+__all__ = ["BundleRun", "Plan", "RECORD", "bundle_setting", "read_record", "refuse_unused_settings", "run_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +47,18 @@ class BundleRun:
     """
     One run of a bundle: its ``configs`` (file names under ``<bundle_root>/configs``, later ones override earlier
     ones) with ``overrides``, under a ``name`` unique in its plan (``"union/unet"``, ``"fold0/evaluate"``).
+    ``needs``: the names of the earlier runs whose outputs it reads (``None``: every earlier run).
 
     .. code-block:: python
 
         BundleRun("lesion", ["common.json", "train_lesion.json"], {"max_epochs": 6})
+        BundleRun("evaluate/b", ["common.json", "evaluate.json"], {"models_dir": "b"}, needs=["train/b"])
     """
 
     name: str
     configs: Sequence[str]
     overrides: Mapping = field(default_factory=dict)
+    needs: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if "resume" in self.overrides:
@@ -85,6 +91,10 @@ class Plan:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"a plan's run names must be unique, repeated: {repeated}.")
+        for i, run in enumerate(self.runs):
+            unknown = sorted(set(run.needs or ()) - set(names[:i]))
+            if unknown:
+                raise ValueError(f"run '{run.name}' needs {unknown}, which are not earlier runs of the plan.")
 
 
 def read_record(workdir: str | Path) -> dict[str, dict]:
@@ -114,22 +124,21 @@ def run_plan(plan: Plan, resume: object = True) -> str | None:
     """
     bundle_root, workdir = Path(plan.bundle_root), Path(plan.workdir)
     path = workdir / RECORD
-    record = read_record(workdir)
-    redo = not as_bool(resume, "resume")
+    names = {r.name for r in plan.runs}
+    record = {k: v for k, v in read_record(workdir).items() if k in names}
+    redo_all = not as_bool(resume, "resume")
+    ran: set[str] = set()
     total = len(plan.runs)
     for i, run in enumerate(plan.runs, start=1):
         settings = run.settings()
+        needs = [r.name for r in plan.runs[: i - 1]] if run.needs is None else run.needs
         entry = record.get(run.name)
-        same = not redo and entry is not None and entry["settings"] == settings
+        same = not redo_all and entry is not None and entry["settings"] == settings and not ran.intersection(needs)
         if same and entry["finished"]:
             logger.info("[%d/%d] %s: finished before with the same settings, skipped (%s)", i, total, run.name, path)
             continue
-        redo = True
-        before = {r.name for r in plan.runs[: i - 1]}
-        record = {
-            **{k: v for k, v in record.items() if k in before},
-            run.name: {"settings": settings, "finished": False},
-        }
+        ran.add(run.name)
+        record[run.name] = {"settings": settings, "finished": False}
         _write(path, record)
         override = dict(run.overrides)
         if _declares_resume(bundle_root, run.configs):
@@ -142,6 +151,69 @@ def run_plan(plan: Plan, resume: object = True) -> str | None:
         _write(path, record)
         logger.info("[%d/%d] %s: done in %.0f s", i, total, run.name, time.monotonic() - start)
     return plan.table() if plan.table is not None else None
+
+
+def bundle_setting(bundle_root: str | Path, key: str, overrides: Mapping | None = None) -> object:
+    """
+    The value the bundle's ``common.json`` gives ``key`` with ``overrides`` applied: the stage configs' own
+    defaults, so a plan never restates them in Python.
+
+    .. code-block:: python
+
+        bundle_setting("bundles/tatl", "data_root", {"dataset_dir": "/data/ISIC2018"})  # validated: '/data/ISIC2018'
+    """
+    parser = ConfigParser()
+    parser.read_config(str(Path(bundle_root) / "configs" / "common.json"))
+    parser.update({"bundle_root": str(bundle_root), **{k: v for k, v in (overrides or {}).items() if v is not None}})
+    return parser.get_parsed_content(key)
+
+
+#: ``python -m monai.bundle run`` arguments that are not config keys
+_COMMAND_ARGS = {"config_file", "meta_file", "logging_file", "args_file", "init_id", "run_id", "final_id", "tracking"}
+
+
+def refuse_unused_settings(passed_on: Mapping, argv: Sequence[str] | None = None) -> None:
+    """
+    For a plan config run by ``python -m monai.bundle run`` on top of the stage configs: refuse, by name and
+    before any work, a ``--key`` typed on the command line that belongs to the stage configs (``common.json``...)
+    but that the plan config neither sets nor passes on to its runs in ``passed_on`` — it would reach no run. A
+    plan config calls it in its ``initialize``; outside ``monai.bundle`` (``argv`` of another program) it checks
+    nothing.
+
+    .. code-block:: python
+
+        refuse_unused_settings({"spatial_size": [64, 64]}, ["monai/bundle/__main__.py", "run", "--config_file",
+                               "['b/configs/common.json','b/configs/pipeline.json']", "--seed", "3"])
+        # ValueError: --seed would reach no run of this plan ...
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if not argv or Path(argv[0]).parent.name != "bundle" or "run" not in argv[1:2]:
+        return
+    typed = {a[2:].split("=", 1)[0] for a in argv[2:] if a.startswith("--")} - _COMMAND_ARGS
+    files = _config_files(argv)
+    if len(files) < 2:
+        return
+    plan_keys = set(json.loads(Path(files[-1]).read_text()))
+    stage_keys = set().union(*(json.loads(Path(f).read_text()) for f in files[:-1]))
+    unused = sorted(typed & stage_keys - plan_keys - set(passed_on))
+    if unused:
+        raise ValueError(
+            f"{', '.join('--' + k for k in unused)} would reach no run of this plan: {Path(files[-1]).name} passes on "
+            f"only {sorted(passed_on)}. Run the stage configs directly to change it."
+        )
+
+
+def _config_files(argv: Sequence[str]) -> list[str]:
+    """The ``--config_file`` of a ``monai.bundle`` command line, as a list."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config_file"):
+            value = arg.split("=", 1)[1] if "=" in arg else argv[i + 1]
+            try:
+                parsed = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                parsed = value
+            return [str(f) for f in parsed] if isinstance(parsed, (list, tuple)) else [str(parsed)]
+    return []
 
 
 def _write(path: Path, record: Mapping) -> None:

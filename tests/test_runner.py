@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from monai_skinattr import runner
-from monai_skinattr.runner import RECORD, BundleRun, Plan, read_record, run_plan
+from monai_skinattr.runner import RECORD, BundleRun, Plan, read_record, refuse_unused_settings, run_plan
 
 
 @pytest.fixture
@@ -94,3 +94,33 @@ def test_bad_plans_are_refused_by_name(bundle):
         BundleRun("a", ["train.json"], {"resume": False})
     with pytest.raises(ValueError, match="'resume' must be true or false"):
         run_plan(Plan(bundle, bundle / "w", []), resume="maybe")
+
+
+def test_a_run_is_redone_only_when_a_run_it_needs_ran(bundle, calls):
+    """Independent variants: changing one redoes it and what reads it, not its neighbours."""
+
+    def plan(epochs_b):
+        return Plan(bundle, bundle / "work", [
+            BundleRun("train/a", ["common.json", "train.json"], {"name": "train/a"}, needs=[]),
+            BundleRun("eval/a", ["common.json", "table.json"], {"name": "eval/a"}, needs=["train/a"]),
+            BundleRun("train/b", ["common.json", "train.json"], {"name": "train/b", "max_epochs": epochs_b}, needs=[]),
+            BundleRun("eval/b", ["common.json", "table.json"], {"name": "eval/b"}, needs=["train/b"]),
+        ])  # fmt: skip
+
+    run_plan(plan(1))
+    calls.clear()
+    run_plan(plan(2))
+    assert calls == [("train/b", False), ("eval/b", None)]
+    with pytest.raises(ValueError, match=r"run 'x' needs \['y'\], which are not earlier runs"):
+        Plan(bundle, bundle, [BundleRun("x", ["train.json"], needs=["y"]), BundleRun("y", ["train.json"])])
+
+
+def test_settings_a_plan_does_not_pass_on_are_refused_by_name(bundle):
+    (bundle / "configs" / "plan.json").write_text('{"workdir": "w", "spatial_size": [8, 8], "overrides": {}}')
+    (bundle / "configs" / "common.json").write_text('{"seed": 0, "spatial_size": [64, 64], "batch_size": 2}')
+    files = str([str(bundle / "configs" / "common.json"), str(bundle / "configs" / "plan.json")])
+    argv = ["/venv/lib/monai/bundle/__main__.py", "run", "--config_file", files, "--workdir", "x"]
+    refuse_unused_settings({"batch_size": 2}, [*argv, "--spatial_size", "[4, 4]", "--batch_size", "3"])
+    with pytest.raises(ValueError, match=r"--seed would reach no run of this plan: plan.json passes on only"):
+        refuse_unused_settings({"batch_size": 2}, [*argv, "--seed", "3"])
+    refuse_unused_settings({}, ["pytest", "--seed", "3"])  # not a monai.bundle command line: nothing to check

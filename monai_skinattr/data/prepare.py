@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -151,4 +152,18 @@ def ensure_synthetic(
         if not synthetic.is_complete(root, dataset, split):
             logger.info("generating synthetic %s %s data in %s", dataset, split, root)
             make(root, **({"split": split} if splits else {}), **dict(synthetic_params or {}))
+        _check_same_synthetic(root, dataset, split, synthetic_params or {})
     return str(root)
+
+
+def _check_same_synthetic(root: Path, dataset: str, split: str, asked: Mapping) -> None:
+    """A complete synthetic split made with other settings than ``asked`` is an error naming them (it would
+    silently stand in for the data asked for)."""
+    made = synthetic.settings_of(root, dataset, split)
+    differ = {k: v for k, v in json.loads(json.dumps(dict(asked), default=str)).items() if k in made and made[k] != v}
+    if differ:
+        found = ", ".join(f"{k}={made[k]} (asked {v})" for k, v in differ.items())
+        raise DatasetLayoutError(
+            root, [f"synthetic {dataset} {split} data made with other settings: {found}; delete the folder or set "
+                   "another dataset_dir"]
+        )  # fmt: skip

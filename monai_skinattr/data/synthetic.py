@@ -655,6 +655,12 @@ def _mark_complete(root: Path, dataset: str, split: str, **params) -> None:
     partial_marker(root, dataset, split).unlink(missing_ok=True)
 
 
+def settings_of(root: str | Path, dataset: str, split: str) -> dict:
+    """The settings a complete synthetic ``dataset`` split in ``root`` was made with (``{}`` if none is there)."""
+    marker = _marker(Path(root), dataset, split)
+    return json.loads(marker.read_text()) if marker.is_file() else {}
+
+
 def is_complete(root: str | Path, dataset: str, split: str) -> bool:
     """Whether a synthetic ``dataset`` split was written to ``root`` completely (its marker file exists)."""
     return _marker(Path(root), dataset, split).is_file() and not is_partial(root, dataset, split)

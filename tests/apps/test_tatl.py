@@ -398,3 +398,13 @@ def test_encoders_are_shared_only_where_equal():
     assert net.share_encoders() == [True, False]
     with pytest.raises(ValueError, match="chunk must be an integer >= 0"):
         optimize_cascade(net, chunk=-1)
+
+
+def test_synthetic_data_made_with_other_settings_is_refused(tmp_path):
+    """A synthetic folder never stands in silently for a differently sized one (the stage configs' and a plan's
+    settings once wrote to the same folder)."""
+    own = tmp_path / "own"
+    prepare_dataset(own, own, {"n": 3, "size": [32, 32], "seed": 0})
+    assert prepare_dataset(own, own, {"n": 3, "size": (32, 32)}) == str(own)
+    with pytest.raises(DatasetLayoutError, match=r"made with other settings: n=3 \(asked 4\), size=\[32, 32\]"):
+        prepare_dataset(own, own, {"n": 4, "size": [48, 48], "seed": 0})

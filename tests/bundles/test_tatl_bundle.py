@@ -300,6 +300,10 @@ def test_switches_mean_what_they_say(tmp_path):
                  "--workdir", str(tmp_path / "w"), "--use_predicted_lesion", "nope", check=False)  # fmt: skip
     assert bad.returncode != 0 and "'use_predicted_lesion' must be true or false" in bad.stderr
     assert not (tmp_path / "w").exists()
+    ignored = bundle("run", "--config_file", config("common.json", "pipeline.json"), "--bundle_root", str(BUNDLE),
+                     "--workdir", str(tmp_path / "w"), "--offset", "20", "--seed", "1", check=False)  # fmt: skip
+    assert ignored.returncode != 0 and "--offset, --seed would reach no run of this plan" in ignored.stderr
+    assert not (tmp_path / "w").exists()
 
 
 def test_wrong_dataset_dir_is_a_clear_error(tmp_path):
@@ -361,15 +365,15 @@ def test_figure5_pretext_vs_downstream(tmp_path):
 
 
 def test_figure7_stability_bounds(tmp_path):
-    from monai_skinattr.apps.tatl import stability_figure
+    from monai_skinattr.apps.tatl import experiment_plan
+    from monai_skinattr.runner import run_plan
 
     data = tmp_path / "data"
     synthetic.make_isic(data, n=15, size=(64, 64), progress=False)
-    markdown = stability_figure(
-        BUNDLE, tmp_path / "work", epochs={"lesion": 1, "union": 1},
-        overrides={"dataset_dir": str(data), "spatial_size": [64, 64], "lesion_size": [64, 64], "archs": ["unet"]},
-        attributes=["streaks", "pigment_network"], max_samples=4, iters=2,
-    )  # fmt: skip
+    overrides = {"dataset_dir": str(data), "spatial_size": [64, 64], "lesion_size": [64, 64], "archs": ["unet"]}
+    figure7 = {"attributes": ["streaks", "pigment_network"], "max_samples": 4, "iters": 2}
+    plan = experiment_plan("figure7", BUNDLE, tmp_path / "work", [0], {"lesion": 1, "union": 1}, overrides, figure7)
+    markdown = run_plan(plan)
     assert "**TATL Figure 7: stability bound x 100" in markdown and "ImageNet column not run" in markdown
     table = json.loads((tmp_path / "work" / "figure7" / "table.json").read_text())
     assert set(table) == {"streaks", "pigment_network"} and all(

@@ -8,7 +8,7 @@ from pathlib import Path
 from monai_skinattr.config import as_bool
 from monai_skinattr.networks import EffFormerISCF
 from monai_skinattr.networks.profile import profile_network
-from monai_skinattr.runner import BundleRun, Plan
+from monai_skinattr.runner import BundleRun, Plan, bundle_setting
 from monai_skinattr.utils.io import markdown_table, read_metrics_csv, write_table
 
 __all__ = ["VARIANTS", "ablation_plan", "ablation_table"]
@@ -53,21 +53,20 @@ def ablation_plan(
     for label, variant in variants.items():
         folder = work / _folder(label)
         settings = {**overrides, **variant, "models_dir": str(folder / "models")}
-        runs += [
-            BundleRun(f"train/{folder.name}", train, {**settings, "output_dir": str(folder / "eval")}),
-            BundleRun(f"evaluate/{folder.name}", evaluate, {**settings, "output_dir": str(folder / "eval" / "test")}),
-        ]
+        trained = BundleRun(f"train/{folder.name}", train, {**settings, "output_dir": str(folder / "eval")}, needs=[])
+        tested = {**settings, "output_dir": str(folder / "eval" / "test")}
+        runs += [trained, BundleRun(f"evaluate/{folder.name}", evaluate, tested, needs=[trained.name])]
 
     def table() -> str:
         results = {}
         for label, variant in variants.items():
-            size = {**overrides, **variant}.get("spatial_size", [224, 224])
+            size = bundle_setting(bundle_root, "spatial_size", {**overrides, **variant})
             net = EffFormerISCF(skip=variant["skip"], fused_scales=variant["fused_scales"])
             params, gflops, ms = profile_network(net, size)
             metrics = read_metrics_csv(work / _folder(label) / "eval" / "test")
             results[label] = {"size": list(size), "params": params, "gflops": gflops, "latency_ms": ms, **metrics}
         data = overrides.get("dataset_dir", "the bundle's synthetic ISIC 2018 data")
-        epochs = overrides.get("max_epochs", 100)
+        epochs = bundle_setting(bundle_root, "max_epochs", overrides)
         return ablation_table(results, work, f"ISCF ablation, from scratch, {epochs} epochs; test split of {data}")
 
     return Plan(bundle_root, workdir, runs, table)

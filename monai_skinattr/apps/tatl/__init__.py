@@ -21,7 +21,7 @@ from .models import (
 )
 from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, optimize_cascade
 from .report import attribute_table, score_cascade, summary_table, write_report
-from .rounds import bundle_setting, round_runs, run_label
+from .rounds import round_runs, run_label
 from .stability import stability_figure
 from .transforms import (
     SaveCascadeMasksd,
@@ -43,7 +43,6 @@ __all__ = [
     "assemble_cascade",
     "attribute_table",
     "attributes_of",
-    "bundle_setting",
     "cascade_outputs",
     "cascade_settings",
     "check_attribute",

@@ -7,7 +7,6 @@ the library stage runner (every variant's TATL rounds on the same folds), and it
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -16,18 +15,16 @@ from monai_skinattr.config import as_bool
 from monai_skinattr.data import synthetic
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.metrics import isic_task2_score
-from monai_skinattr.runner import Plan
+from monai_skinattr.runner import Plan, bundle_setting
 from monai_skinattr.utils.io import write_table
 from monai_skinattr.visualize import bar_chart, line_plot
 
-from .data import attributes_of, split_datalists
+from .data import attributes_of
 from .report import summary_table
-from .rounds import SWITCHES, bundle_setting, round_runs, run_label
+from .rounds import SWITCHES, round_runs, run_label
 from .stability import stability_figure
 
 __all__ = ["EXPERIMENTS", "experiment_plan", "experiment_table", "experiment_variants", "grid_offset", "pretext_scores"]
-
-logger = logging.getLogger(__name__)
 
 #: TATL's offsets are pixels of its 384-row Segment-Net grid; other grids scale them.
 PAPER_ROWS = 384
@@ -152,12 +149,18 @@ def experiment_plan(
     """
     epochs = {"lesion": 40, "union": 40, "attribute": 40, **(epochs or {})}
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    for switch in SWITCHES:  # refused by name before any data is touched
+    experiment_variants("tatl" if name == "figure7" else name, {})  # refused by name before any data is touched
+    for switch in SWITCHES:
         as_bool(overrides.get(switch, False), switch)
+    if "offset" in overrides:
+        raise ValueError("an experiment's lesion-box offset is 'paper_offset' (pixels of TATL's 384-row grid, scaled "
+                         f"to lesion_size), not 'offset' (got offset={overrides['offset']!r}).")  # fmt: skip
     out = Path(workdir) / name
     data_root = bundle_setting(bundle_root, "data_root", overrides)
     attributes = attributes_of(data_root)
     lesion_rows = bundle_setting(bundle_root, "lesion_size", overrides)[0]
+    for key in ("archs", "crop"):  # what shapes the runs: the stage configs' own defaults unless given
+        overrides.setdefault(key, bundle_setting(bundle_root, key, overrides))
     if name == "figure7":
         (_, stages, variant), fold = experiment_variants("tatl", overrides, lesion_rows)[0], folds[0]
         runs = round_runs(out / f"fold{fold}", fold, attributes, epochs, {**variant, "dataset_dir": data_root},
@@ -173,12 +176,13 @@ def experiment_plan(
             variant_runs = round_runs(run_dir, fold, attributes, epochs, {**variant, "dataset_dir": data_root},
                                       stages, prefix)  # fmt: skip
             runs += variant_runs
-    table = partial(experiment_table, name, out, variants, folds, data_root, epochs, overrides)
+    table = partial(experiment_table, name, bundle_root, out, variants, folds, data_root, epochs, overrides)
     return Plan(bundle_root, out, runs, table)
 
 
 def experiment_table(
     name: str,
+    bundle_root: str | Path,
     out: Path,
     variants: Sequence[tuple[str, tuple[int, ...], dict]],
     folds: Sequence[int],
@@ -199,10 +203,10 @@ def experiment_table(
                 results.setdefault(label, []).append(scores)
                 continue
             results.setdefault("downstream (target segmenters)", []).append(scores)
-            split = (variant.get(k, d) for k, d in (("num_folds", 5), ("val_fraction", 0.2), ("seed", 0)))
-            test = split_datalists(data_root, fold, *split)["test"]
+            test = bundle_setting(bundle_root, "datalists", {**variant, "dataset_dir": data_root, "fold": fold})["test"]
             attributes = [k for k in scores if k not in ("macro_average", "micro_average", "overall", "num_images")]
             results.setdefault("pretext (union network)", []).append(pretext_scores(run_dir, test, attributes))
+    num_folds = bundle_setting(bundle_root, "num_folds", overrides)
     markdown, rows, summary = summary_table(results, "jaccard", title)
     dice_markdown, dice_rows, dice_summary = summary_table(results, "dice", title)
     markdown += "\n" + dice_markdown
@@ -214,7 +218,7 @@ def experiment_table(
         else "ISIC"
     )
     markdown += (
-        f"\nData: {kind} at {data_root}. Scored: fold(s) {list(folds)} of {overrides.get('num_folds', 5)} of the "
+        f"\nData: {kind} at {data_root}. Scored: fold(s) {list(folds)} of {num_folds} of the "
         "training split, scored the official ISIC Task 2 way at the original size; checkpoints and early stopping on "
         f"a validation split carved from the other folds. Epochs: {json.dumps(dict(epochs))}. "
         f"Settings: {json.dumps(dict(overrides), default=str)}.\n"

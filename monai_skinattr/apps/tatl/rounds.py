@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from monai.bundle import ConfigParser
-
 from monai_skinattr.config import as_bool
 from monai_skinattr.runner import BundleRun
 
-__all__ = ["SWITCHES", "bundle_setting", "round_runs", "run_label"]
+__all__ = ["SWITCHES", "round_runs", "run_label"]
 
 #: switches of the TATL configs, turned into booleans before they are recorded (``"false"`` from the command line)
 SWITCHES = ("crop", "use_predicted_lesion", "augment", "freeze_encoder", "make_synthetic")
@@ -42,21 +40,6 @@ def run_label(stages: Sequence[int], overrides: Mapping | None = None) -> str:
     return label + ("" if o.get("encoder_weights") else " w/o ImageNet")
 
 
-def bundle_setting(bundle_root: str | Path, key: str, overrides: Mapping | None = None) -> object:
-    """
-    The value the bundle's ``common.json`` gives ``key`` with ``overrides`` applied — the stage configs' own
-    defaults, so a plan never restates them (``"data_root"`` validates or generates the dataset folder).
-
-    .. code-block:: python
-
-        bundle_setting("bundles/tatl", "data_root", {"dataset_dir": "/data/ISIC2018"})  # '/data/ISIC2018'
-    """
-    parser = ConfigParser()
-    parser.read_config(str(Path(bundle_root) / "configs" / "common.json"))
-    parser.update({"bundle_root": str(bundle_root), **{k: v for k, v in (overrides or {}).items() if v is not None}})
-    return parser.get_parsed_content(key)
-
-
 def round_runs(
     run_dir: str | Path,
     fold: int,
@@ -76,14 +59,15 @@ def round_runs(
 
     .. code-block:: python
 
-        runs = round_runs("runs/fold0", 0, ["streaks"], {"lesion": 6, "union": 6, "attribute": 4}, {"archs": ["unet"]})
+        epochs = {"lesion": 6, "union": 6, "attribute": 4}
+        runs = round_runs("runs/fold0", 0, ["streaks"], epochs, {"archs": ["unet"], "crop": True})
 
     Args:
         run_dir: the round's folder (``models/``, ``eval/``).
         fold: the scored fold.
         attributes: the dataset's attributes (one stage-3 run each per shape).
         epochs: maximum epochs per stage, ``{"lesion", "union", "attribute"}``.
-        overrides: config values for every run (``dataset_dir``, ``archs``, switches...).
+        overrides: config values for every run (``dataset_dir``, switches...); ``archs`` and ``crop`` are required.
         stages: TATL stages to run (must include 3); ``1`` absent: no crop (whole images); ``2`` absent: stage 3
             starts from the encoder weights instead of the union network.
         prefix: put before every run name (the variant and fold of an experiment).
@@ -92,14 +76,14 @@ def round_runs(
     if not set(stages) <= {1, 2, 3} or 3 not in stages:
         raise ValueError(f"stages must include 3 and be a subset of (1, 2, 3), got {list(stages)}.")
     given = {k: (as_bool(v, k) if k in SWITCHES else v) for k, v in overrides.items() if v is not None}
-    crop = 1 in stages and given.get("crop", True)
-    archs = list(given.get("archs", ["unet", "linknet"]))
+    crop = 1 in stages and given["crop"]
+    archs = list(given["archs"])
     common = {**given, "fold": fold, "models_dir": str(Path(run_dir) / "models"), "output_dir": f"{run_dir}/eval"}
     runs: list[BundleRun] = []
 
-    def add(name: str, configs: Sequence[str], **values: object) -> None:
+    def add(name: str, configs: Sequence[str], **values: object) -> None:  # needs the round's runs before it
         settings = {k: v for k, v in {**common, **values}.items() if v is not None}
-        runs.append(BundleRun(prefix + name, ["common.json", *configs], settings))
+        runs.append(BundleRun(prefix + name, ["common.json", *configs], settings, needs=[r.name for r in runs]))
 
     if crop:
         add("lesion", ["train_lesion.json"], max_epochs=epochs["lesion"])

@@ -44,7 +44,8 @@ def study_plan(
     pretrain_overrides: Mapping | None = None,
 ) -> Plan:
     """
-    The pretraining-length study (thesis ch. 2–4) as runs of ``bundles/transfer``, in this order:
+    The pretraining-length study (thesis ch. 2–4) as runs of ``bundles/transfer``, in this order (each run needs
+    only the runs whose outputs it reads, so adding a repeat or a dataset redoes nothing that finished):
 
     - ``pretrain/<network>`` (``pretrain.json``): the encoder pretrained once, its checkpoints at ``save_epochs`` and
       the random init (epoch 0) in ``<workdir>/pretrain/<network>``;
@@ -97,6 +98,7 @@ def study_plan(
                     "pretrain_dir": str(work / "pretrain" / network),
                     "pretrain_curves_dir": str(work / "eval" / "pretrain" / network),
                 },
+                needs=[],
             )
         )
     for dataset in datasets:
@@ -111,6 +113,7 @@ def study_plan(
                         f"robustness/{dataset}/{network}/{mode}",
                         ["common.json", "robustness.json"],
                         {**settings, "checkpoints": checkpoints, "robustness_file": str(paths["robustness"])},
+                        needs=[f"pretrain/{network}"],
                     )
                 )
                 for epoch, checkpoint in zip(epochs, checkpoints, strict=True):
@@ -129,8 +132,14 @@ def study_plan(
                                 f"{prefix}/train",
                                 ["common.json", "train.json"],
                                 {**run, "max_epochs": int(downstream_epochs)},
+                                needs=[f"pretrain/{network}"],
                             ),
-                            BundleRun(f"{prefix}/evaluate", ["common.json", "inference.json", "evaluate.json"], run),
+                            BundleRun(
+                                f"{prefix}/evaluate",
+                                ["common.json", "inference.json", "evaluate.json"],
+                                run,
+                                needs=[f"{prefix}/train"],
+                            ),
                         ]
     table = partial(study_tables, work, datasets, networks, modes, epochs, int(repeats), int(downstream_epochs))
     return Plan(bundle_root, workdir, runs, table=table)
