@@ -168,8 +168,11 @@ def bundle_setting(bundle_root: str | Path, key: str, overrides: Mapping | None 
     return parser.get_parsed_content(key)
 
 
-#: ``python -m monai.bundle run`` arguments that are not config keys
-_COMMAND_ARGS = {"config_file", "meta_file", "logging_file", "args_file", "init_id", "run_id", "final_id", "tracking"}
+#: ``python -m monai.bundle run`` arguments that are not config keys, and ``bundle_root`` (every run gets the plan's)
+_COMMAND_ARGS = {
+    "config_file", "meta_file", "logging_file", "args_file", "init_id", "run_id", "final_id", "tracking",
+    "workflow_type", "workflow_name", "bundle_root",
+}  # fmt: skip
 
 
 def refuse_unused_settings(passed_on: Mapping, argv: Sequence[str] | None = None) -> None:
