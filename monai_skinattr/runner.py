@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -175,18 +176,18 @@ _COMMAND_ARGS = {
 }  # fmt: skip
 
 
-def refuse_unused_settings(passed_on: Mapping, argv: Sequence[str] | None = None) -> None:
+def refuse_unused_settings(argv: Sequence[str] | None = None) -> None:
     """
     For a plan config run by ``python -m monai.bundle run`` on top of the stage configs: refuse, by name and
     before any work, a ``--key`` typed on the command line that belongs to the stage configs (``common.json``...)
-    but that the plan config neither sets nor passes on to its runs in ``passed_on`` — it would reach no run. A
-    plan config calls it in its ``initialize``; outside ``monai.bundle`` (``argv`` of another program) it checks
-    nothing.
+    but that the plan config neither sets nor uses (``@key`` anywhere in it, e.g. in the ``overrides`` it passes
+    on to its runs) — it would reach no run. A plan config calls it in its ``initialize``; outside
+    ``monai.bundle`` (``argv`` of another program) it checks nothing.
 
     .. code-block:: python
 
-        refuse_unused_settings({"spatial_size": [64, 64]}, ["monai/bundle/__main__.py", "run", "--config_file",
-                               "['b/configs/common.json','b/configs/pipeline.json']", "--seed", "3"])
+        refuse_unused_settings(["monai/bundle/__main__.py", "run", "--config_file",
+                                "['b/configs/common.json','b/configs/pipeline.json']", "--seed", "3"])
         # ValueError: --seed would reach no run of this plan ...
     """
     argv = list(sys.argv if argv is None else argv)
@@ -196,13 +197,14 @@ def refuse_unused_settings(passed_on: Mapping, argv: Sequence[str] | None = None
     files = _config_files(argv)
     if len(files) < 2:
         return
-    plan_keys = set(json.loads(Path(files[-1]).read_text()))
+    text = Path(files[-1]).read_text()
+    used = set(json.loads(text)) | set(re.findall(r"@([A-Za-z_]\w*)", text))
     stage_keys = set().union(*(json.loads(Path(f).read_text()) for f in files[:-1]))
-    unused = sorted(typed & stage_keys - plan_keys - set(passed_on))
+    unused = sorted(typed & stage_keys - used)
     if unused:
         raise ValueError(
-            f"{', '.join('--' + k for k in unused)} would reach no run of this plan: {Path(files[-1]).name} passes on "
-            f"only {sorted(passed_on)}. Run the stage configs directly to change it."
+            f"{', '.join('--' + k for k in unused)} would reach no run of this plan: {Path(files[-1]).name} neither "
+            "sets nor passes it on. Add it to the plan config's overrides, or run the stage configs directly."
         )
 
 

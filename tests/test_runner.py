@@ -116,11 +116,13 @@ def test_a_run_is_redone_only_when_a_run_it_needs_ran(bundle, calls):
 
 
 def test_settings_a_plan_does_not_pass_on_are_refused_by_name(bundle):
-    (bundle / "configs" / "plan.json").write_text('{"workdir": "w", "spatial_size": [8, 8], "overrides": {}}')
-    (bundle / "configs" / "common.json").write_text('{"bundle_root": ".", "seed": 0, "spatial_size": [64, 64], "batch_size": 2}')
+    plan = '{"workdir": "w", "spatial_size": [8, 8], "overrides": {"batch_size": "@batch_size"}, "out": "@models_dir"}'
+    (bundle / "configs" / "plan.json").write_text(plan)
+    common = '{"bundle_root": ".", "seed": 0, "spatial_size": [64, 64], "batch_size": 2, "models_dir": "m"}'
+    (bundle / "configs" / "common.json").write_text(common)
     files = str([str(bundle / "configs" / "common.json"), str(bundle / "configs" / "plan.json")])
     argv = ["/venv/lib/monai/bundle/__main__.py", "run", "--config_file", files, "--workdir", "x", "--bundle_root", "b"]
-    refuse_unused_settings({"batch_size": 2}, [*argv, "--spatial_size", "[4, 4]", "--batch_size", "3"])
-    with pytest.raises(ValueError, match=r"--seed would reach no run of this plan: plan.json passes on only"):
-        refuse_unused_settings({"batch_size": 2}, [*argv, "--seed", "3"])
-    refuse_unused_settings({}, ["pytest", "--seed", "3"])  # not a monai.bundle command line: nothing to check
+    refuse_unused_settings([*argv, "--spatial_size", "[4, 4]", "--batch_size", "3", "--models_dir", "y"])
+    with pytest.raises(ValueError, match=r"--seed would reach no run of this plan: plan.json neither sets nor passes"):
+        refuse_unused_settings([*argv, "--seed", "3"])
+    refuse_unused_settings(["pytest", "--seed", "3"])  # not a monai.bundle command line: nothing to check
