@@ -52,7 +52,7 @@ def kill_during(
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise AssertionError(f"'{run_name}' did not start within {timeout} s")
     finally:
         if proc.poll() is None:

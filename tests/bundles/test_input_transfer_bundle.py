@@ -47,8 +47,9 @@ def bundle(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def pipeline_args(work: Path, dataset: str, size: list[int], n: int = 12) -> list[str]:
-    """The README's plan command (common.json + pipeline.json) at tiny size on ``n`` photos, all under ``work``."""
+def pipeline_args(work: Path, dataset: str, size: list[int], n: int = 12, translator_epochs: int = 1) -> list[str]:
+    """The README's plan command (common.json + pipeline.json) at tiny size on ``n`` photos, all under ``work``: one
+    epoch of the segmenter, ``translator_epochs`` of each translator."""
     configs = str([str(ROOT / "configs" / name) for name in ("common.json", "pipeline.json")])
     return [
         "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(ROOT),
@@ -56,19 +57,22 @@ def pipeline_args(work: Path, dataset: str, size: list[int], n: int = 12) -> lis
         "--models_dir", str(work / "models"), "--output_dir", str(work / "eval"),
         "--dataset_name", dataset, "--dataset_dir", str(work / "data"), "--make_synthetic", "true",
         "--synthetic", json.dumps({"n": n, "size": size, "seed": 0}),
-        "--epochs", json.dumps({"segmenter": 1, "translator": 1}),
+        "--epochs", json.dumps({"segmenter": 1, "translator": translator_epochs}),
         *[x for kv in TINY.items() for x in kv],
     ]  # fmt: skip
 
 
-def pipeline(work: Path, dataset: str, size: list[int], n: int = 12) -> subprocess.CompletedProcess:
-    return run_command(pipeline_args(work, dataset, size, n))
+def pipeline(
+    work: Path, dataset: str, size: list[int], n: int = 12, translator_epochs: int = 1
+) -> subprocess.CompletedProcess:
+    return run_command(pipeline_args(work, dataset, size, n, translator_epochs))
 
 
 @pytest.fixture(scope="module")
 def isic_run(tmp_path_factory):
+    """The plan on ISIC, translators trained 2 epochs (a run killed after the first resumes from its checkpoint)."""
     work = tmp_path_factory.mktemp("input_transfer")
-    return work, pipeline(work, "isic2017", [64, 80])
+    return work, pipeline(work, "isic2017", [64, 80], translator_epochs=2)
 
 
 def test_pipeline_plan_writes_table1_and_resumes_after_a_kill(isic_run, tmp_path):
@@ -97,16 +101,20 @@ def test_pipeline_plan_writes_table1_and_resumes_after_a_kill(isic_run, tmp_path
     record = read_record(models)
     assert list(record) == RUNS and all(entry["finished"] for entry in record.values())
 
-    # the same command killed while training the first translator, then run again: the same Table 1
+    # the same command killed while training the first translator, after its first epoch's checkpoint, then run
+    # again: the translator carries on from that checkpoint and Table 1 is the uninterrupted one
     other = tmp_path / "killed"
-    args = pipeline_args(other, "isic2017", [64, 80])
-    kill_during(args, other / "models", "translator_gp_ts", ready=(other / "eval" / "translator_gp_ts").is_dir)
+    args = pipeline_args(other, "isic2017", [64, 80], translator_epochs=2)
+    last = other / "models" / "last_translator_gp_ts.pt"
+    kill_during(args, other / "models", "translator_gp_ts", ready=last.is_file)
     finished = [name for name, entry in read_record(other / "models").items() if entry["finished"]]
     assert finished == RUNS[:3]
     kept = sorted((other / "models").glob("**/*.npy")) + [other / "models" / "segmenter.pt"]
     stamps = {p: p.stat().st_mtime_ns for p in kept}
-    resumed = pipeline(other, "isic2017", [64, 80])
+    resumed = pipeline(other, "isic2017", [64, 80], translator_epochs=2)
     assert resumed.stdout.count("finished before with the same settings, skipped") == len(finished)
+    assert "[4/9] translator_gp_ts: resuming from its last checkpoint" in resumed.stdout
+    assert not list((other / "models").glob("last_*.pt"))  # a finished run leaves no training state behind
     assert {p: p.stat().st_mtime_ns for p in kept} == stamps  # the finished runs' outputs are not rewritten
     record = read_record(other / "models")
     assert list(record) == RUNS and all(entry["finished"] for entry in record.values())

@@ -50,9 +50,9 @@ def log_opened(folder: Path) -> Callable[[], bool]:
 
 
 def killed_and_resumed(command: list[str], work: Path, run_name: str, ready: Callable, names: list[str]) -> None:
-    """Run ``command`` into ``work``, SIGKILL it while ``run_name`` runs (once ``ready()``), run it again to the end;
-    check that the record shows every run of ``names`` finished and that the rerun skipped the runs before
-    ``run_name`` and redid it and the ones after."""
+    """Run ``command`` into ``work``, SIGKILL it while ``run_name`` (a training run) runs (once ``ready()``), run it
+    again to the end; check that the record shows every run of ``names`` finished and that the rerun skipped the runs
+    before ``run_name``, resumed it (its config declares ``resume``) and redid the ones after."""
     kill_during(command, work, run_name, ready)
     killed = names.index(run_name)
     assert [n for n, r in read_record(work).items() if r["finished"]] == names[:killed]
@@ -61,6 +61,7 @@ def killed_and_resumed(command: list[str], work: Path, run_name: str, ready: Cal
     assert list(record) == names and all(r["finished"] for r in record.values())
     for i, name in enumerate(names, start=1):
         done = "finished before with the same settings, skipped" if i <= killed else "running"
+        done = "resuming from its last checkpoint" if i == killed + 1 else done
         assert f"[{i}/{len(names)}] {name}: {done}" in rerun, name
 
 
