@@ -25,6 +25,7 @@ from monai_skinattr.apps.input_transfer import (
 from monai_skinattr.data import DatasetLayoutError, image_datalist, isic_datalist, synthetic
 from monai_skinattr.networks import FCDenseNet, UNet
 from monai_skinattr.transforms import lesion_preprocessing
+from tests.bundles.test_input_transfer_bundle import RUNS
 
 
 def _disks(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,17 +226,7 @@ def test_pipeline_plan_runs_the_stages_in_order():
     plan = pipeline_plan("b", "w/models", "w/eval", {"segmenter": 3, "translator": 2}, {"spatial_size": [64, 64]})
     assert str(plan.workdir) == "w/models"
     runs = {r.name: r for r in plan.runs}
-    assert list(runs) == [
-        "segmenter",
-        "perturb_gp_ts",
-        "perturb_gp_t",
-        "translator_gp_ts",
-        "translator_gp_t",
-        "translator_e2e",
-        "assemble",
-        "evaluate",
-        "table1",
-    ]
+    assert list(runs) == RUNS
     assert all(r.configs[0] == "common.json" and r.overrides["spatial_size"] == [64, 64] for r in plan.runs)
     assert runs["segmenter"].overrides["max_epochs"] == 3 and runs["translator_e2e"].overrides["max_epochs"] == 2
     assert runs["perturb_gp_t"].overrides["variant"] == "gp_t" and runs["assemble"].overrides["variant"] == "gp_ts"
