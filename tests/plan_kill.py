@@ -23,16 +23,16 @@ def run_command(args: Sequence[str], cwd: str | Path | None = None) -> subproces
 
 def kill_during(
     args: Sequence[str],
-    workdir: str | Path,
-    run_name: str,
+    workdir: str | Path | None,
+    run_name: str | None,
     ready: Callable[[], bool] | None = None,
     cwd: str | Path | None = None,
     timeout: float = 600,
 ) -> None:
     """
     Start ``python <args>`` and SIGKILL it (the whole process group) once ``<workdir>/runs.json`` records
-    ``run_name`` as started and not finished, and ``ready()`` is true (e.g. its first checkpoint exists). Fails the
-    test if the command ends first or ``timeout`` passes.
+    ``run_name`` as started and not finished (``None``: a single bundle run, no record), and ``ready()`` is true (e.g.
+    its first checkpoint exists). Fails the test if the command ends first or ``timeout`` passes.
     """
     proc = subprocess.Popen(
         [sys.executable, *args],
@@ -42,13 +42,13 @@ def kill_during(
         env=_env(),
         start_new_session=True,
     )
-    record = Path(workdir) / RECORD
+    record = None if run_name is None else Path(workdir) / RECORD
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"the command ended before '{run_name}' could be killed: {proc.stderr.read()}")
-            if _started(record, run_name) and (ready is None or ready()):
+            if (record is None or _started(record, run_name)) and (ready is None or ready()):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 return

@@ -192,3 +192,48 @@ def test_bundle_inference_stops_before_any_work(isic, tmp_path):
         result.stderr
     )
     assert not out.exists()
+
+
+PLAN, STAGE = config("common.json", "pipeline.json"), config("common.json", "train_union.json")
+
+
+def _files(folder):
+    return sorted(str(p) for p in folder.rglob("*")) if folder.exists() else []
+
+
+@pytest.mark.parametrize(
+    "configs, args, message",
+    [
+        (PLAN, ["--paper_offset", "-2"], "'paper_offset' must be an integer >= 0 (pixels of a 384-row grid), got -2."),
+        (PLAN, ["--paper_offset", "2000"], "'paper_offset' 2000 (667 pixels on the lesion grid) must be smaller than "
+                                           "128, the short side of the lesion grid (lesion_size [128, 160])."),
+        (PLAN, ["--spatial_size", "[65, 97]"], "'spatial_size' must be 2 positive multiples of 32, got [65, 97]."),
+        (PLAN, ["--folds", "[7]"], "'folds' must be an integer from 0 to 4 (num_folds 5), got 7."),
+        (PLAN, ["--make_synthetic", "maybe"], "'make_synthetic' must be true or false (or 1 / 0), got 'maybe'."),
+        (STAGE, ["--offset", "-30"], "'offset' must be an integer >= 0, got -30."),
+        (STAGE, ["--fold", "5"], "'fold' must be an integer from 0 to 4 (num_folds 5), got 5."),
+    ],
+)  # fmt: skip
+def test_settings_are_refused_by_name_before_any_work(tmp_path, configs, args, message):
+    """Each through the command a user types, with the bundle's own (default) data folder: the error names the
+    setting as typed, and nothing is written: no record, models, event files, nor synthetic data."""
+    work = tmp_path / "work"
+    where = ["--workdir", str(work)] if configs == PLAN else ["--models_dir", str(work / "models"),
+                                                                "--output_dir", str(work / "eval")]  # fmt: skip
+    data = _files(BUNDLE / "data")
+    result = _run("--config_file", configs, *where, *args)
+    assert result.returncode != 0 and f"ValueError: {message}" in result.stderr, result.stderr[-2000:]
+    assert not work.exists() and _files(BUNDLE / "data") == data
+
+
+def test_synthetic_settings_that_differ_from_the_folder_are_refused(tmp_path):
+    data, work = tmp_path / "data", tmp_path / "work"
+    synthetic.make_isic(data, n=3, size=(32, 32), progress=False)
+    before = _files(data)
+    result = _run("--config_file", PLAN, "--workdir", str(work), "--dataset_dir", str(data), "--make_synthetic", "true")
+    assert result.returncode != 0
+    assert (
+        "synthetic isic training data made with other settings: n=3 (asked 50), size=[32, 32] (asked [128, 160]); "
+        f"to make it with the settings asked, delete it (`rm -r {data}`) and run again, or set another dataset_dir"
+    ) in result.stderr
+    assert not work.exists() and _files(data) == before

@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from .images import MaskEncodingError, binary_mask, photo_image, upright
+
 __all__ = [
     "DatasetLayoutError",
     "Problems",
@@ -21,7 +23,6 @@ __all__ = [
     "check_photos",
     "check_channels",
     "channels",
-    "is_binary",
     "partial_marker",
     "check_not_partial",
 ]
@@ -121,18 +122,11 @@ def check_photos(
     for path in tqdm(paths, desc=desc, unit="image", disable=len(paths) < 50):
         try:
             with Image.open(path) as im:
-                draft(im, 1).load()  # JPEGs at 1/8, the smallest scale
-                arr = np.asarray(im)
+                arr = np.asarray(photo_image(draft(im, 1)))  # JPEGs at 1/8, the smallest scale
         except Exception as e:  # PIL raises several types for corrupt files
             problems.append(f"{path}: unreadable image ({e})")
             continue
         check_channels(arr, image_channels, path, "image", problems)
-
-
-def is_binary(arr: np.ndarray) -> bool:
-    """Whether ``arr`` holds only {0, 1} or only {0, 255} (an empty mask counts as binary)."""
-    values = np.unique(arr)
-    return bool(np.isin(values, (0, 1)).all() or np.isin(values, (0, 255)).all())
 
 
 def channels(arr: np.ndarray) -> int:
@@ -161,8 +155,11 @@ def check_2d_pairs(
     mask_channels: int | None = None,
 ) -> None:
     """
-    Decode every image and mask of ``entries``; report unreadable files, size mismatches, non-binary masks, and
-    images / masks without ``image_channels`` / ``mask_channels`` channels (``None``: not checked).
+    Decode every image and mask of ``entries`` (entries may lack some masks: a missing file is the caller's report);
+    report unreadable files, size mismatches (in the displayed frame: photos and masks turned upright by their EXIF
+    orientation), masks that are not two-level binary in one of the encodings of
+    :data:`~monai_skinattr.data.images.MASK_LEVELS`, and images / masks without ``image_channels`` /
+    ``mask_channels`` channels (``None``: not checked).
 
     .. code-block:: python
 
@@ -173,7 +170,8 @@ def check_2d_pairs(
     entries = list(entries)
     for entry in tqdm(entries, desc=desc, unit="image", disable=len(entries) < 50):
         try:
-            image = read_2d(entry[image_key])
+            with Image.open(entry[image_key]) as im:
+                image = np.asarray(photo_image(im))
         except Exception as e:  # PIL raises several types for corrupt files
             problems.append(f"{entry[image_key]}: unreadable image ({e})")
             size = None
@@ -185,12 +183,16 @@ def check_2d_pairs(
             if path is None:
                 continue
             try:
-                mask = read_2d(path)
+                with Image.open(path) as im:
+                    mask = np.asarray(upright(im))
             except Exception as e:
                 problems.append(f"{path}: unreadable mask ({e})")
                 continue
             if size is not None and mask.shape[:2] != size:
                 problems.append(f"{path}: mask size {mask.shape[:2]} differs from image size {size}")
             check_channels(mask, mask_channels, path, "mask", problems)
-            if not is_binary(mask):
-                problems.append(f"{path}: mask is not binary (values {np.unique(mask)[:8].tolist()}...)")
+            if mask_channels is None or channels(mask) == mask_channels:
+                try:
+                    binary_mask(mask, path)
+                except MaskEncodingError as e:
+                    problems.append(str(e))

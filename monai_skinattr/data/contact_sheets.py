@@ -19,10 +19,10 @@ from scipy import ndimage
 from ..utils.io import save_image_atomic
 from ..visualize import contact_sheet, legend, overlay
 from .acdc import acdc_datalist
-from .checks import read_2d
 from .covidqu import covidqu_datalist
 from .cvc import cvc_colondb_datalist
 from .idrid import idrid_datalist
+from .images import read_mask, read_photo
 from .isic import COLORS as ISIC_COLORS
 from .isic import isic_datalist
 from .shenzhen import shenzhen_datalist
@@ -47,14 +47,14 @@ def _isic_rows(root: str | Path, split: str, n: int) -> tuple[Rows, list[str], l
     """Rows of image / lesion / attributes, preferring images that show the rarer attributes."""
     samples = []
     for e in isic_datalist(root, task=2, split=split, validate=False):
-        attrs = {k: read_2d(e[k]) for k in e if k not in ("image", "id", "lesion")}
+        attrs = {k: read_mask(e[k]) for k in e if k not in ("image", "id", "lesion")}
         samples.append((e, {k: m for k, m in attrs.items() if m.any()}))
     counts = Counter(k for _, present in samples for k in present)
     samples.sort(key=lambda s: -sum(1 / counts[k] for k in s[1]))
     rows = []
     for e, present in samples[:n]:
-        image = read_2d(e["image"])
-        lesion = overlay(image, {"lesion": read_2d(e["lesion"])}, COLORS, alpha=0.1)
+        image = read_photo(e["image"])
+        lesion = overlay(image, {"lesion": read_mask(e["lesion"])}, COLORS, alpha=0.1)
         rows.append([image, lesion, overlay(image, present, COLORS, outline=False)])
     names = ["lesion", *(k for k in samples[0][0] if k not in ("image", "id", "lesion"))] if samples else []
     return rows, ["image", "lesion (Task 1)", "attributes (Task 2)"], names
@@ -64,7 +64,7 @@ def _pair_rows(data: list[dict], name: str, grow: int = 0) -> Rows:
     """Image and image + ``label`` overlay (shown as ``name``) per entry; ``grow`` dilates tiny lesions."""
     rows = []
     for e in data:
-        image, mask = read_2d(e["image"]), read_2d(e["label"]) > 0
+        image, mask = read_photo(e["image"]), read_mask(e["label"])
         if grow:
             mask = ndimage.binary_dilation(mask, iterations=grow)
         rows.append([image, overlay(image, {name: mask}, COLORS)])
@@ -105,7 +105,7 @@ def dataset_contact_sheet(
     elif dataset == "covidqu":
         data = covidqu_datalist(root, split=split or "train", validate=False)[:n]
         rows = [
-            r + [overlay(read_2d(e["image"]), {"lung": read_2d(e["lung"])}, COLORS)]
+            r + [overlay(read_photo(e["image"]), {"lung": read_mask(e["lung"])}, COLORS)]
             for r, e in zip(_pair_rows(data, "infection"), data, strict=True)
         ]
         titles, names = ["radiograph", "infection", "lungs"], ["infection", "lung"]

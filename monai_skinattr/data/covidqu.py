@@ -95,7 +95,7 @@ def covidqu_datalist(
             )
         if not files["image"]:
             problems.append(f"{folders['image']}: no images")
-    if validate and not problems:
+    if validate:
         check_2d_pairs(entries, "image", ["label", "lung"], problems, desc=f"checking COVID-QU-Ex {split}")
     problems.raise_if_any(base)
     return entries

@@ -80,7 +80,7 @@ def cvc_colondb_datalist(root: str | Path, validate: bool = True) -> list[dict]:
         else:
             problems.append(f"{path}: no mask named '{name}' in {mask_dir}")
     problems.extend(f"{masks[n]}: mask without a matching frame" for n in masks if n not in images)
-    if validate and not problems:
+    if validate:
         check_2d_pairs(entries, "image", ["label"], problems, desc="checking CVC-ColonDB")
     problems.raise_if_any(folder)
     return entries

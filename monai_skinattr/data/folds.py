@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .checks import read_2d
+from .images import read_mask
 
 __all__ = ["kfold", "fold_split", "carve_validation", "presence"]
 
@@ -36,7 +36,7 @@ def presence(entry: dict, keys: Sequence[str]) -> set[str]:
         if isinstance(value, (bool, int, np.integer, np.bool_)):
             has = bool(value)
         else:
-            has = bool(np.any(read_2d(value)))
+            has = bool(np.any(read_mask(value)))
         if has:
             present.add(key)
     return present

@@ -87,7 +87,7 @@ def idrid_datalist(
         elif missing == "error":
             problems.append(f"{path.name}: no {lesion} mask in {mask_dir}")
     problems.extend(f"{masks[i]}: mask without a matching image" for i in sorted(set(masks) - set(images)))
-    if validate and not problems:
+    if validate:
         check_2d_pairs(entries, "image", ["label"], problems, desc=f"checking IDRiD {split}")
     problems.raise_if_any(seg)
     return entries

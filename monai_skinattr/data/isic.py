@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..utils.io import save_image_atomic
-from .checks import DatasetLayoutError, Problems, check_2d_pairs, check_not_partial, read_2d
+from .checks import Problems, check_2d_pairs, check_not_partial, read_2d
 
 __all__ = [
     "ATTRIBUTES",
@@ -126,6 +126,26 @@ def _index(folder: Path, suffix_re: str) -> dict[str, Path]:
     return found
 
 
+#: photo file suffixes read from an ISIC image folder (the challenges ship JPEGs; 8- or 16-bit PNG and TIFF too)
+PHOTO_SUFFIX = r"\.(?:jpg|jpeg|png|tif|tiff)"
+
+
+def _photos(image_dir: Path, problems: Problems) -> dict[str, Path]:
+    """Map image id -> photo in ``image_dir``; two photos of one id (``ISIC_x.jpg``, ``ISIC_x.png``) are a problem."""
+    pattern = re.compile(rf"^(ISIC_\d{{7}}){PHOTO_SUFFIX}$", re.IGNORECASE)
+    found: dict[str, Path] = {}
+    for name in sorted(os.listdir(image_dir)):
+        m = pattern.match(name)
+        if not m:
+            continue
+        if m.group(1) in found:
+            problems.append(f"{image_dir / name}: a second photo of {m.group(1)} (also {found[m.group(1)].name})")
+        found.setdefault(m.group(1), image_dir / name)
+    if not found:
+        problems.append(f"{image_dir}: no ISIC_xxxxxxx photos (.jpg, .jpeg, .png, .tif, .tiff)")
+    return found
+
+
 def isic_datalist(
     root: str | Path,
     task: int = 1,
@@ -176,9 +196,7 @@ def isic_datalist(
     image_dir = root / layout["images"].format(split=word)
     if not image_dir.is_dir():
         raise FileNotFoundError(f"missing image folder '{image_dir}'.")
-    images = _index(image_dir, r"\.jpg")
-    if not images:
-        problems.append(f"{image_dir}: no ISIC_xxxxxxx.jpg images")
+    images = _photos(image_dir, problems)
     entries = {i: {"image": str(p), "id": i} for i, p in sorted(images.items())}
 
     lesion_key = "label" if task == 1 else "lesion"
@@ -209,7 +227,7 @@ def isic_datalist(
                 _attach(entries, found, name, task2_dir, problems)
             mask_keys.extend(attrs)
 
-    if validate and not problems:
+    if validate:
         desc = f"checking ISIC {year} {split}"
         check_2d_pairs(entries.values(), "image", mask_keys, problems, desc, image_channels=3, mask_channels=1)
     problems.raise_if_any(root)
@@ -231,9 +249,9 @@ def isic_image_list(root: str | Path, split: str = "test", year: int | None = No
     image_dir = root / layout["images"].format(split=layout["splits"][split])
     if not image_dir.is_dir():
         raise FileNotFoundError(f"missing image folder '{image_dir}'.")
-    images = _index(image_dir, r"\.jpg")
-    if not images:
-        raise DatasetLayoutError(root, [f"{image_dir}: no ISIC_xxxxxxx.jpg images"])
+    problems = Problems()
+    images = _photos(image_dir, problems)
+    problems.raise_if_any(root)
     return [{"image": str(p), "id": i} for i, p in sorted(images.items())]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def prepare_isic(
             truth), or other data where synthetic data was asked for.
     """
     root = Path(dataset_dir).expanduser()
-    if root.resolve() == Path(synthetic_dir).expanduser().resolve() or as_bool(make_synthetic, "make_synthetic"):
+    asked = as_bool(make_synthetic, "make_synthetic")  # checked even when the folder alone decides
+    if root.resolve() == Path(synthetic_dir).expanduser().resolve() or asked:
         return ensure_synthetic(root, synthetic_dir, "isic", synthetic.make_isic, synthetic_params, True, splits)
     expected = ", ".join(sorted({layout["images"].format(split="Training") for layout in LAYOUTS.values()}))
     if not root.is_dir():
@@ -83,7 +85,7 @@ def lesion_splits(root: str | Path, val_fraction: float = 0.2, seed: int = 0) ->
 def image_datalist(folder: str | Path, validate: bool = True, channels: int | None = 3) -> list[dict]:
     """
     ``[{"image", "id"}]`` of the photos to segment: an ISIC root (its newest year's test, validation or training
-    image folder, in that order) or any folder of ``.jpg`` / ``.png`` photos. With ``validate`` every photo is
+    image folder, in that order) or any folder of ``.jpg`` / ``.png`` / ``.tif`` photos. With ``validate`` every photo is
     decoded first and every unreadable one, or one without ``channels`` channels (3: RGB, 1: grey, ``None``: any),
     is named in one error, before anything is segmented.
 
@@ -107,10 +109,10 @@ def image_datalist(folder: str | Path, validate: bool = True, channels: int | No
             if word and (root / LAYOUTS[year]["images"].format(split=word)).is_dir():
                 root = root / LAYOUTS[year]["images"].format(split=word)
                 break
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff"))
     files = [p for p in files if not p.stem.endswith("_superpixels")]
     if not files:
-        raise DatasetLayoutError(root, ["no .jpg/.png photos found"])
+        raise DatasetLayoutError(root, ["no .jpg/.png/.tif photos found"])
     if validate:
         problems = Problems()
         check_photos(files, problems, image_channels=channels)
@@ -140,7 +142,8 @@ def ensure_synthetic(
     """
     root = Path(dataset_dir).expanduser()
     own = root.resolve() == Path(synthetic_dir).expanduser().resolve()
-    if not (own or as_bool(make_synthetic, "make_synthetic")):
+    asked = as_bool(make_synthetic, "make_synthetic")  # checked even when the folder alone decides
+    if not (own or asked):
         return str(root)
     marked = splits or ["training"]
     ours = any(synthetic.is_complete(root, dataset, s) or synthetic.is_partial(root, dataset, s) for s in marked)
@@ -164,6 +167,7 @@ def _check_same_synthetic(root: Path, dataset: str, split: str, asked: Mapping) 
     if differ:
         found = ", ".join(f"{k}={made[k]} (asked {v})" for k, v in differ.items())
         raise DatasetLayoutError(
-            root, [f"synthetic {dataset} {split} data made with other settings: {found}; delete the folder or set "
-                   "another dataset_dir"]
+            root, [f"synthetic {dataset} {split} data made with other settings: {found}; to make it with the "
+                   f"settings asked, delete it (`rm -r {shlex.quote(str(root))}`) and run again, or set another "
+                   "dataset_dir"]
         )  # fmt: skip

@@ -74,7 +74,7 @@ def shenzhen_datalist(root: str | Path, missing: str = "skip", validate: bool = 
         elif missing == "error":
             problems.append(f"{path.name}: no lung mask {image_id}_mask.png in {mask_dir}")
     problems.extend(f"{masks[i]}: mask without a matching image" for i in sorted(set(masks) - set(images)))
-    if validate and not problems:
+    if validate:
         check_2d_pairs(entries, "image", ["label"], problems, desc="checking Shenzhen")
     problems.raise_if_any(root)
     if len(entries) < len(images):

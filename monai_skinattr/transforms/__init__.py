@@ -15,11 +15,12 @@ from .dictionary import (
     UnionMaskd,
     UnionMaskDict,
 )
-from .io import LoadPhoto, LoadPhotod, SaveMaskd
-from .pipelines import lesion_preprocessing
+from .io import LoadPhoto, LoadPhotod, LoadWithReaderd, SaveMaskd
+from .pipelines import lesion_preprocessing, read_photo_and_masks
 
 __all__ = [
     "LoadPhoto",
+    "LoadWithReaderd",
     "LoadPhotod",
     "SaveMaskd",
     "LesionBBoxCrop",
@@ -41,5 +42,6 @@ __all__ = [
     "UnionMaskDict",
     "lesion_boxes",
     "lesion_preprocessing",
+    "read_photo_and_masks",
     "tile_positions",
 ]

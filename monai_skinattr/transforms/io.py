@@ -8,29 +8,62 @@ import zlib
 from collections.abc import Hashable, Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from monai.config import KeysCollection, PathLike
-from monai.data import MetaTensor, PILReader
-from monai.transforms import InvertibleTransform, LoadImage, MapTransform, Resize
+from monai.data import ImageReader, MetaTensor
+from monai.transforms import InvertibleTransform, LoadImage, LoadImaged, MapTransform, Resize
 from monai.utils import TraceKeys
 from PIL import Image
 
 from ..data.checks import draft
+from ..data.images import displayed_size, photo_reader
 from ..utils.io import write_bytes_atomic
 
-__all__ = ["LoadPhoto", "LoadPhotod", "LoadPhotoD", "LoadPhotoDict", "SaveMaskd", "image_id", "mask8", "save_mask"]
+__all__ = [
+    "LoadWithReaderd",
+    "LoadPhoto",
+    "LoadPhotod",
+    "LoadPhotoD",
+    "LoadPhotoDict",
+    "SaveMaskd",
+    "image_id",
+    "mask8",
+    "save_mask",
+]
+
+
+class LoadWithReaderd(LoadImaged):
+    """
+    MONAI's ``LoadImaged`` that reads with ``reader`` and nothing else. ``LoadImaged(reader=...)`` falls back to its
+    default readers (ITK, PIL...) when the given one raises, so a file that ``reader`` refuses (an ambiguous mask,
+    a 32-bit photo) would be read silently, without the reader's conversion (EXIF turn, mask encoding). Here the
+    reader's error reaches the caller.
+
+    .. code-block:: python
+
+        load = LoadWithReaderd("label", mask_reader())  # a mask with values 0, 128, 255 raises, naming the file
+    """
+
+    def __init__(self, keys: KeysCollection, reader: ImageReader, **kwargs: Any) -> None:
+        super().__init__(keys, reader=reader, image_only=True, **kwargs)
+        self.reader = reader
+
+    def __call__(self, data: Mapping, reader: ImageReader | None = None) -> dict:
+        return super().__call__(data, reader or self.reader)
 
 
 class LoadPhoto(InvertibleTransform):
     """
-    Load a photo with PIL as ``(H, W[, C])`` row-major, like ``LoadImage(reader=PILReader(reverse_indexing=False))``,
-    but decode a JPEG longer than ``long_side`` at the smallest of its DCT scales (1/2, 1/4, 1/8) whose long side is
-    still at least ``long_side`` (PIL ``draft``, :func:`monai_skinattr.data.checks.draft`): a 6642 x 4420 ISIC
-    original is read as 1661 x 1105 in a fraction of the time and memory. The photo's original ``(H, W)`` is
-    recorded as the transform's ``orig_size``, so :meth:`inverse` (and MONAI's ``Invertd``) resizes a prediction
-    ``(C, h, w)`` back to the photo's own size, all channels in one bilinear resize.
+    Load a photo with PIL as ``(H, W[, C])`` row-major, upright by its EXIF orientation and 16-bit greyscale scaled
+    to 8 bits (:func:`monai_skinattr.data.images.photo_reader`), and decode a JPEG longer than ``long_side`` at the
+    smallest of its DCT scales (1/2, 1/4, 1/8) whose long side is still at least ``long_side`` (PIL ``draft``,
+    :func:`monai_skinattr.data.checks.draft`): a 6642 x 4420 ISIC original is read as 1661 x 1105 in a fraction of
+    the time and memory. The photo's original ``(H, W)``, as displayed, is recorded as the transform's
+    ``orig_size``, so :meth:`inverse` (and MONAI's ``Invertd``) resizes a prediction ``(C, h, w)`` back to the
+    photo's own size, all channels in one bilinear resize.
 
     .. code-block:: python
 
@@ -50,13 +83,14 @@ class LoadPhoto(InvertibleTransform):
     def __init__(self, long_side: int = 0, mode: str = "bilinear") -> None:
         self.long_side = int(long_side)
         self.mode = mode
-        converter = partial(draft, long_side=self.long_side) if self.long_side else None
-        self.loader = LoadImage(reader=PILReader(converter=converter, reverse_indexing=False), image_only=True)
+        before = partial(draft, long_side=self.long_side) if self.long_side else None
+        self.reader = photo_reader(before=before)
+        self.loader = LoadImage(reader=self.reader, image_only=True)
 
     def __call__(self, filename: PathLike) -> MetaTensor:
         with Image.open(filename) as im:  # the header only
-            size = (im.height, im.width)
-        img = self.loader(filename)
+            size = displayed_size(im)
+        img = self.loader(filename, reader=self.reader)  # no fallback to other readers (LoadWithReaderd)
         align = None if self.mode == "nearest" else False
         self.push_transform(img, orig_size=size, extra_info={"mode": self.mode, "align_corners": align})
         return img

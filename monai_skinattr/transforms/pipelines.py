@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from monai.config import KeysCollection
 from monai.transforms import (
     AsDiscreted,
     EnsureChannelFirstd,
     EnsureTyped,
-    LoadImaged,
     NormalizeIntensityd,
     RandFlipd,
     RandScaleIntensityFixedMeand,
@@ -18,11 +18,34 @@ from monai.transforms import (
     ScaleIntensityRanged,
     Transform,
 )
+from monai.utils import ensure_tuple
 
-__all__ = ["lesion_preprocessing", "IMAGENET_MEAN", "IMAGENET_STD"]
+from ..data.images import mask_reader, photo_reader
+from .io import LoadWithReaderd
+
+__all__ = ["lesion_preprocessing", "read_photo_and_masks", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def read_photo_and_masks(photo_keys: KeysCollection, mask_keys: KeysCollection = ()) -> list[Transform]:
+    """
+    ``LoadImaged`` of photos (upright by EXIF orientation, 16-bit greyscale scaled to 8 bits) and of masks (every
+    binary encoding read as 0/255; anything else refused by file name), both row-major ``(H, W[, C])``: see
+    :mod:`monai_skinattr.data.images`. Every pipeline of the library and its apps reads files through this.
+
+    .. code-block:: python
+
+        load = Compose(read_photo_and_masks("image", ["label"]))  # a 0/1 label PNG loads as 0/255
+    """
+    photos, masks = ensure_tuple(photo_keys), ensure_tuple(mask_keys)
+    out: list[Transform] = []
+    if photos:
+        out.append(LoadWithReaderd(photos, photo_reader()))
+    if masks:
+        out.append(LoadWithReaderd(masks, mask_reader()))
+    return out
 
 
 def lesion_preprocessing(
@@ -33,7 +56,8 @@ def lesion_preprocessing(
     augment: bool = False,
 ) -> list[Transform]:
     """
-    Read an RGB photo (and its ``label`` mask) with PIL, row-major, scale 0..255 to 0..1, resize the photo to
+    Read an RGB photo (and its ``label`` mask, any binary encoding: :func:`read_photo_and_masks`) with PIL,
+    row-major, scale 0..255 to 0..1, resize the photo to
     ``spatial_size`` (bilinear; the mask by nearest neighbour when ``resize_label``, then binarised), with
     ``augment`` random flips on both axes, brightness shift and contrast scaling (on [0, 1]), then normalise:
     ``"imagenet"`` mean/std per channel or ``"instance"`` (per-image channel-wise standardisation).
@@ -45,7 +69,7 @@ def lesion_preprocessing(
     """
     keys = ["image", "label"] if label else ["image"]
     out: list[Transform] = [
-        LoadImaged(keys, reader="PILReader", reverse_indexing=False, image_only=True),
+        *read_photo_and_masks("image", keys[1:]),
         EnsureChannelFirstd(keys),
         ScaleIntensityRanged(keys, a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
         Resized("image", spatial_size=spatial_size, mode="bilinear"),

@@ -2,9 +2,6 @@
 and resumed, it ends with the table of an uninterrupted run."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,39 +17,48 @@ CONFIGS = ROOT / "configs"
 UNET = {"features": [8, 16, 32, 64, 128]}
 
 
-def pretrain(work: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "pretrain.json"),
-           "--bundle_root", str(ROOT), "--logging_file", str(CONFIGS / "logging.conf"),
-           "--imagefolder_dir", str(work / "imagefolder"), "--make_synthetic", "true",
-           "--imagefolder_synthetic", json.dumps({"n": 4, "size": [40, 40], "classes": 3, "seed": 0}),
-           "--pretrain_dir", str(work / "pretrain"), "--pretrain_curves_dir", str(work / "curves"),
-           "--network_name", "unet", "--network_options", json.dumps(UNET), "--image_size", "32", "--batch_size", "6",
-           "--num_workers", "0", *extra]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
+def pretrain_command(work: Path, *extra: str) -> list[str]:
+    return ["-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "pretrain.json"),
+            "--bundle_root", str(ROOT), "--logging_file", str(CONFIGS / "logging.conf"),
+            "--imagefolder_dir", str(work / "imagefolder"), "--make_synthetic", "true",
+            "--imagefolder_synthetic", json.dumps({"n": 4, "size": [40, 40], "classes": 3, "seed": 0}),
+            "--pretrain_dir", str(work / "pretrain"), "--pretrain_curves_dir", str(work / "curves"),
+            "--network_name", "unet", "--network_options", json.dumps(UNET), "--image_size", "32", "--batch_size", "6",
+            "--num_workers", "0", *extra]  # fmt: skip
 
 
-def test_advanced_pretraining_saves_the_requested_epochs(tmp_path):
-    """The "advanced" scheme saves the requested encoders (the study test below pretrains with "simple")."""
-    pretrain(tmp_path, "--scheme", "advanced", "--max_epochs", "3", "--save_epochs", "[1, 3]")
-    saved = sorted(p.name for p in (tmp_path / "pretrain").glob("encoder_epoch*.pt"))
+def test_advanced_pretraining_killed_resumes_to_the_same_encoders(tmp_path, monkeypatch):
+    """The "advanced" scheme (the study test below pretrains with "simple") saves the requested encoders; killed after
+    its first epoch, it resumes from ``last.pt`` and saves the encoders of an uninterrupted run, bit for bit."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    extra = ("--scheme", "advanced", "--max_epochs", "3", "--save_epochs", "[1, 3]")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run_command(pretrain_command(whole, *extra))
+    saved = sorted(p.name for p in (whole / "pretrain").glob("encoder_epoch*.pt"))
     assert saved == ["encoder_epoch000.pt", "encoder_epoch001.pt", "encoder_epoch003.pt"]
+    assert not (whole / "pretrain" / "last.pt").exists()  # deleted once the run completed
     net = thesis_network("unet", out_channels=4, **UNET)
-    net.encoder.load_state_dict(torch.load(checkpoint_path(tmp_path / "pretrain", 3), weights_only=True))
-    first = torch.load(checkpoint_path(tmp_path / "pretrain", 0), weights_only=True)
-    last = torch.load(checkpoint_path(tmp_path / "pretrain", 3), weights_only=True)
+    net.encoder.load_state_dict(torch.load(checkpoint_path(whole / "pretrain", 3), weights_only=True))
+    first = torch.load(checkpoint_path(whole / "pretrain", 0), weights_only=True)
+    last = torch.load(checkpoint_path(whole / "pretrain", 3), weights_only=True)
     assert any(not torch.equal(first[k], last[k]) for k in first)  # pretraining moved the encoder
-    assert (tmp_path / "pretrain" / "classifier_best.pt").is_file()
+
+    kill_during(pretrain_command(killed, *extra), None, None, ready=(killed / "pretrain" / "last.pt").is_file)
+    log = run_command(pretrain_command(killed, *extra)).stdout
+    assert "resumed from" in log and "after epoch 1" in log
+    for name in [*saved, "classifier_best.pt"]:
+        a, b = (torch.load(d / "pretrain" / name, weights_only=True) for d in (whole, killed))
+        a, b = a.get("model", a), b.get("model", b)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
-def test_online_pretraining_scores_every_save(tmp_path):
+def test_online_pretraining_scores_every_save(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     target = tmp_path / "covidqu"
-    pretrain(
+    run_command(pretrain_command(
         tmp_path, "--max_epochs", "2", "--save_epochs", "[1, 2]", "--online", "true", "--target_dataset", "covidqu",
         "--target_dir", str(target), "--target_synthetic_dir", str(target),
-    )  # fmt: skip
+    ))  # fmt: skip
     scores = read_robustness(tmp_path / "pretrain")
     assert list(scores) == [0, 1, 2] and all(0.0 <= s <= 1.0 for s in scores.values())
 

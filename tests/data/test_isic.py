@@ -141,7 +141,7 @@ def test_missing_folders(tmp_path):
             assert name in message
         assert "notes.txt" in message
     (tmp_path / "ISIC2018_Task1-2_Training_Input").mkdir()
-    with pytest.raises(DatasetLayoutError, match="no ISIC_xxxxxxx.jpg images"):
+    with pytest.raises(DatasetLayoutError, match="no ISIC_xxxxxxx photos"):
         isic_datalist(tmp_path, task=1)
     with pytest.raises(FileNotFoundError, match=f"Did you mean '{tmp_path}'"):
         isic_datalist(tmp_path / "ISIC2018_Task1-2_Training_Input")  # the image folder instead of its parent

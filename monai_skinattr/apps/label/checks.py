@@ -9,6 +9,7 @@ from fastapi import HTTPException
 from PIL import Image
 
 from monai_skinattr.data.checks import channels, read_2d
+from monai_skinattr.data.images import displayed_size
 
 __all__ = ["check_photo", "read_label"]
 
@@ -24,7 +25,7 @@ def check_photo(path: str | Path, what: str = "photo") -> tuple[int, int]:
     """
     try:
         with Image.open(path) as im:
-            size = (im.height, im.width)
+            size = displayed_size(im)  # the frame masks are drawn and predicted in
             im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()
             n = channels(np.asarray(im))

@@ -12,6 +12,8 @@ from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.datastore import DefaultLabelTag
 from PIL import Image
 
+from monai_skinattr.data.images import displayed_size
+
 from .checks import check_photo, read_label
 
 __all__ = ["TATLDatastore"]
@@ -57,7 +59,7 @@ class TATLDatastore(LocalDatastore):
         if not photo:
             raise HTTPException(404, f"image '{image_id}' is not in the datastore")
         with Image.open(photo) as im:
-            size = (im.height, im.width)
+            size = displayed_size(im)
         mask = read_label(label_filename, size)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{image_id}.png"

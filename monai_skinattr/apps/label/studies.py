@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from monai_skinattr.data import isic_datalist, synthetic
-from monai_skinattr.data.checks import read_2d
+from monai_skinattr.data.images import read_mask
 from monai_skinattr.data.isic import ATTRIBUTES
 
 __all__ = ["prepare_studies", "main"]
@@ -61,7 +61,7 @@ def prepare_studies(
             for tag in ["lesion", *ATTRIBUTES]:
                 if tag in item:
                     (staged / "labels" / tag).mkdir(parents=True, exist_ok=True)
-                    mask = (read_2d(item[tag]) > 0).astype(np.uint8) * 255
+                    mask = read_mask(item[tag]).astype(np.uint8) * 255
                     Image.fromarray(mask).save(staged / "labels" / tag / f"{item['id']}.png")
         if out.exists():
             out.rmdir()

@@ -22,6 +22,7 @@ from .models import (
 from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, optimize_cascade
 from .report import attribute_table, score_cascade, summary_table, write_report
 from .rounds import round_runs, run_label
+from .settings import check_offset, check_settings
 from .stability import stability_figure
 from .transforms import (
     SaveCascadeMasksd,
@@ -46,6 +47,8 @@ __all__ = [
     "cascade_outputs",
     "cascade_settings",
     "check_attribute",
+    "check_offset",
+    "check_settings",
     "experiment_plan",
     "experiment_table",
     "experiment_variants",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from monai_skinattr.config import as_bool
 from monai_skinattr.data import synthetic
-from monai_skinattr.data.checks import read_2d
+from monai_skinattr.data.images import read_mask
 from monai_skinattr.metrics import isic_task2_score
 from monai_skinattr.runner import Plan, bundle_setting
 from monai_skinattr.utils.io import write_table
@@ -71,8 +71,8 @@ def pretext_scores(run_dir: str | Path, datalist: Sequence[dict], attributes: Se
     """Figure 5's pretext column: the union map (stage 2, written by the cascade) scored as a prediction of each
     attribute, the ISIC Task 2 way."""
     union = Path(run_dir) / "eval" / "cascade" / "union"
-    truths = {a: [read_2d(e[a]) for e in datalist] for a in attributes}
-    preds = {a: [read_2d(union / f"{e['id']}_union.png") for e in datalist] for a in attributes}
+    truths = {a: [read_mask(e[a]) for e in datalist] for a in attributes}
+    preds = {a: [read_mask(union / f"{e['id']}_union.png") for e in datalist] for a in attributes}
     return isic_task2_score(truths, preds)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monai_skinattr.data.checks import DatasetLayoutError, read_2d
+from monai_skinattr.data.checks import DatasetLayoutError
+from monai_skinattr.data.images import read_mask
 from monai_skinattr.metrics import isic_task2_score
 from monai_skinattr.utils.io import markdown_table, write_table
 
@@ -32,8 +33,8 @@ def score_cascade(datalist: Sequence[dict], prediction_dir: str | Path, attribut
             if not path.is_file():
                 missing.append(f"{path}: missing prediction")
                 continue
-            truths[a].append(read_2d(entry[a]))
-            preds[a].append(read_2d(path))
+            truths[a].append(read_mask(entry[a]))
+            preds[a].append(read_mask(path))
     if missing:
         raise DatasetLayoutError(pred_dir, missing)
     return {**isic_task2_score(truths, preds), "num_images": len(datalist)}

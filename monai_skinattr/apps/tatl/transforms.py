@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import EnsureChannelFirstd, LoadImaged, MapTransform, Resized, ScaleIntensityRanged, Transform
+from monai.transforms import EnsureChannelFirstd, MapTransform, Resized, ScaleIntensityRanged, Transform
+from monai.utils import ensure_tuple
 from PIL import Image
 
-from monai_skinattr.data.checks import DatasetLayoutError, draft, read_2d
+from monai_skinattr.data.checks import DatasetLayoutError, draft
+from monai_skinattr.data.images import photo_image, read_mask
 from monai_skinattr.data.isic import COLORS
-from monai_skinattr.transforms import LesionBBoxCropd
+from monai_skinattr.transforms import LesionBBoxCropd, read_photo_and_masks
 from monai_skinattr.transforms.io import LoadPhotod, mask8, save_mask
 from monai_skinattr.transforms.io import image_id as _image_id
 from monai_skinattr.utils.io import remove_partials, save_image_atomic, write_text_atomic
@@ -40,7 +42,8 @@ RUN_RECORD = "cascade_run.json"
 
 def load_transforms(keys: KeysCollection, decode_size: int | None = None) -> list[Transform]:
     """
-    How every TATL config reads a photo and its masks: PIL, (H, W) row-major, channel first, 0..255 -> 0..1.
+    How every TATL config reads a photo (key ``"image"``) and its masks (the other ``keys``, any binary encoding):
+    :func:`~monai_skinattr.transforms.read_photo_and_masks`, channel first, 0..255 -> 0..1.
     Training, stage-1 prediction and the cascade all start from this one definition. With ``decode_size`` (the
     cascade's photos only) a JPEG is decoded at the smallest JPEG scale whose long side is still at least
     ``decode_size`` pixels (:class:`~monai_skinattr.transforms.io.LoadPhotod`; 0: full size), and ``Invertd`` gives
@@ -51,12 +54,15 @@ def load_transforms(keys: KeysCollection, decode_size: int | None = None) -> lis
         pre = Compose(load_transforms("image", decode_size=1024))
         print(pre({"image": "ISIC_0014746.jpg"})["image"].shape)  # a 6642 x 4420 JPEG: (3, 1105, 1661)
     """
+    masks = [k for k in ensure_tuple(keys) if k != "image"]
     if decode_size is None:
-        load: Transform = LoadImaged(keys, reader="PILReader", reverse_indexing=False, image_only=True)
+        load = read_photo_and_masks("image", masks)
+    elif masks:
+        raise ValueError(f"decode_size reads photos only; got mask keys {masks}.")
     else:
-        load = LoadPhotod(keys, long_side=decode_size)
+        load = [LoadPhotod("image", long_side=decode_size)]
     return [
-        load,
+        *load,
         EnsureChannelFirstd(keys),
         ScaleIntensityRanged(keys, a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
     ]
@@ -225,7 +231,8 @@ class SaveCascadeMasksd(MapTransform):
         scale = min(1.0, self.overlay_size / max(height, width)) if self.overlay_size else 1.0
         size = (max(1, round(width * scale)), max(1, round(height * scale)))  # PIL's (width, height)
         with Image.open(source) as im:
-            photo = np.asarray(draft(im, max(size)).resize(size, Image.BILINEAR) if scale < 1 else im)
+            upright = photo_image(draft(im, max(size)) if scale < 1 else im)
+            photo = np.asarray(upright.resize(size, Image.BILINEAR) if scale < 1 else upright)
 
         def shrink(mask: np.ndarray) -> np.ndarray:
             return np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST)) if scale < 1 else mask
@@ -233,7 +240,8 @@ class SaveCascadeMasksd(MapTransform):
         shown = {n: shrink(m) for n, m in masks.items() if n != "union"}
         truth = None
         if self.with_truth:
-            truth = {n: shrink(read_2d(d[n])) for n in shown if isinstance(d.get(n), str) and Path(d[n]).is_file()}
+            found = [n for n in shown if isinstance(d.get(n), str) and Path(d[n]).is_file()]
+            truth = {n: shrink(read_mask(d[n]).astype(np.uint8) * 255) for n in found}
         colors = {n: COLORS[n] for n in shown if n in COLORS}
         panel = comparison_panel(photo, shown, truth or None, colors=colors)
         save_image_atomic(panel, path)

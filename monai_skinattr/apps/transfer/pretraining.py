@@ -11,22 +11,21 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
-from monai.data import PILReader
 from monai.transforms import (
     CastToTyped,
     EnsureChannelFirstd,
     EnsureTyped,
-    LoadImaged,
     NormalizeIntensityd,
     ScaleIntensityRanged,
     TorchVisiond,
     Transform,
 )
-from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
+from ...data.images import photo_reader
 from ...metrics import select_online
+from ...transforms import LoadWithReaderd
 from ...transforms.pipelines import IMAGENET_MEAN, IMAGENET_STD
 from ...utils.io import write_bytes_atomic, write_text_atomic
 
@@ -45,10 +44,6 @@ logger = logging.getLogger(__name__)
 SCHEMES = ("simple", "advanced")
 
 
-def _rgb(image: Image.Image) -> Image.Image:
-    return image.convert("RGB")
-
-
 def pretraining_transforms(scheme: str, size: int = 224, train: bool = True) -> list[Transform]:
     """
     Per-image preprocessing of the classification data, with torchvision's transforms through MONAI's
@@ -64,7 +59,7 @@ def pretraining_transforms(scheme: str, size: int = 224, train: bool = True) -> 
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got '{scheme}'.")
     out: list[Transform] = [
-        LoadImaged("image", reader=PILReader(converter=_rgb, reverse_indexing=False), image_only=True),
+        LoadWithReaderd("image", photo_reader("RGB")),
         EnsureChannelFirstd("image"),
         EnsureTyped("image", track_meta=False),
         CastToTyped("image", dtype=torch.uint8),
@@ -131,9 +126,16 @@ class EncoderCheckpoints:
     and — ``online`` — training stops at the first local maximum (the random init never counts), as the thesis'
     online selection; the selected epoch is written to ``online_selection.txt``.
 
+    The random initialisation is saved when the first epoch starts, so a run resumed by
+    :class:`~monai_skinattr.handlers.ResumableCheckpointSaver` (give it this object in ``state``: the scores so far
+    travel in ``last.pt``) does not save it again. Attach it before that saver, so each epoch's encoder is saved
+    before the training state that says the epoch is done.
+
     .. code-block:: python
 
-        EncoderCheckpoints("models/pretrain", classifier.encoder, epochs=[1, 5, 20]).attach(trainer)
+        checkpoints = EncoderCheckpoints("models/pretrain", classifier.encoder, epochs=[1, 5, 20])
+        saver = ResumableCheckpointSaver("models/pretrain", classifier, evaluator, {"encoders": checkpoints})
+        trainer = SupervisedTrainer(..., train_handlers=[checkpoints, ValidationHandler(1, evaluator), saver])
     """
 
     def __init__(
@@ -154,15 +156,18 @@ class EncoderCheckpoints:
         self.scores: dict[int, float] = {}
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.EPOCH_STARTED(once=1), self._save, 0)
         engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=lambda _, e: e in self.epochs), self._save)
 
-    def _started(self, engine: Engine) -> None:
-        if engine.state.epoch == 0:
-            self._save(engine)
+    def state_dict(self) -> dict:
+        """The robustness of the encoders saved so far."""
+        return {"scores": dict(self.scores)}
 
-    def _save(self, engine: Engine) -> None:
-        epoch = engine.state.epoch
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        self.scores = {int(e): float(s) for e, s in state_dict["scores"].items()}
+
+    def _save(self, engine: Engine, epoch: int | None = None) -> None:
+        epoch = engine.state.epoch if epoch is None else epoch
         encoder = getattr(self.encoder, "module", self.encoder)
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, buffer)

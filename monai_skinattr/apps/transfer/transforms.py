@@ -11,7 +11,7 @@ thesis' training augmentation, and the postprocessing the metrics score.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from monai.transforms import (
@@ -33,9 +33,9 @@ from monai.transforms import (
     ScaleIntensityRangePercentilesd,
     Transform,
 )
-from PIL import Image
 
-from ...transforms import SliceVolumed, TileGridd
+from ...data.images import mask_reader, photo_reader
+from ...transforms import LoadWithReaderd, SliceVolumed, TileGridd
 from ...transforms.pipelines import IMAGENET_MEAN, IMAGENET_STD
 from .datasets import dataset_spec
 
@@ -55,19 +55,12 @@ IDRID_SIZE, IDRID_WINDOW, IDRID_STRIDE = (1120, 2240), 448, 112
 STAGES = ("train", "eval", "infer")
 
 
-def _grey(image: Image.Image) -> Image.Image:
-    return image.convert("L")
-
-
-def _rgb(image: Image.Image) -> Image.Image:
-    return image.convert("RGB")
-
-
-def _load_2d(key: str, converter: Callable[[Image.Image], Image.Image]) -> list[Transform]:
-    return [
-        LoadImaged(key, reader="PILReader", reverse_indexing=False, image_only=True, converter=converter),
-        EnsureChannelFirstd(key),
-    ]
+def _load_2d(mode: str, label: bool) -> list[Transform]:
+    """The photo in ``mode`` (``"L"``, ``"RGB"``) and the mask (any binary encoding, as 0/255), channel first."""
+    out = [LoadWithReaderd("image", photo_reader(mode))]
+    if label:
+        out.append(LoadWithReaderd("label", mask_reader()))
+    return [*out, EnsureChannelFirstd(["image", "label"] if label else "image")]
 
 
 def preprocessing(
@@ -115,13 +108,13 @@ def preprocessing(
         else:
             out += [SliceVolumed(keys, axis=-1), Resized(keys, spatial_size=spatial_size, mode=modes)]
     elif dataset_name == "covidqu":
-        out = _load_2d("image", _grey) + (_load_2d("label", _grey) if label else [])
+        out = _load_2d("L", label)
         out += [
             ScaleIntensityRanged("image", a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
             Resized(keys, spatial_size=spatial_size, mode=modes),
         ]
     else:
-        out = _load_2d("image", _rgb) + (_load_2d("label", _grey) if label else [])
+        out = _load_2d("RGB", label)
         out.append(Resized(keys, spatial_size=idrid_size, mode=["area", "nearest"][: len(keys)]))
     if label and dataset_name != "acdc":
         out.append(AsDiscreted("label", threshold=0.5))
