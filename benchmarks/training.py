@@ -59,7 +59,8 @@ from ignite.handlers import HandlersTimeProfiler
 from monai.bundle import ConfigWorkflow
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset, ThreadDataLoader
 
-from monai_skinattr.apps.tatl import TATLSegmenter
+from monai_skinattr.apps.tatl import TATLSegmenter, grid_offset
+from monai_skinattr.apps.tatl.experiments import PAPER_OFFSET
 from monai_skinattr.data import synthetic
 from monai_skinattr.losses import TverskyJaccardLoss
 
@@ -143,6 +144,7 @@ def _workflow(data_root: Path, work: Path, arch: str, args: argparse.Namespace, 
         "use_predicted_lesion": False,
         "spatial_size": list(args.size),
         "lesion_size": list(args.size),
+        "offset": grid_offset(PAPER_OFFSET, args.size[0]),  # the paper's 40 pixels of 384 rows, on this grid
         "batch_size": args.batch,
         "max_epochs": 1 + args.repeats,
         "resume": False,

@@ -9,7 +9,7 @@ from pathlib import Path
 import monai.bundle
 from monai.utils import str2bool
 
-__all__ = ["as_bool", "as_size", "as_index", "check_switches", "run_bundle"]
+__all__ = ["as_bool", "as_size", "as_index", "check_switches", "check_settings", "run_bundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,25 @@ def as_index(value: object, name: str, count: int, count_name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < count:
         raise ValueError(f"'{name}' must be an integer from 0 to {count - 1} ({count_name} {count}), got {value!r}.")
     return value
+
+
+def check_settings(
+    spatial_size: object = None, multiple: int = 1, switches: Mapping[str, object] | None = None, dims: int = 2
+) -> None:
+    """
+    The settings a bundle config checks first in its ``initialize``, so a value that cannot be honoured is an error
+    by name before any data, model, record or event file is made: ``spatial_size`` (:func:`as_size`: ``dims``
+    positive integers, multiples of ``multiple``, what the network's downsampling needs) and every switch
+    (:func:`check_switches`).
+
+    .. code-block:: python
+
+        check_settings([224, 224], multiple=16, switches={"resume": "true"})  # fine
+        check_settings([65, 97], multiple=16)  # ValueError: 'spatial_size' must be 2 positive multiples of 16 ...
+    """
+    if spatial_size is not None:
+        as_size(spatial_size, "spatial_size", dims, multiple)
+    check_switches(switches or {})
 
 
 def run_bundle(bundle_root: str | Path, configs: Sequence[str], **override) -> None:

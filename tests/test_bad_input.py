@@ -17,6 +17,8 @@ from monai_skinattr.networks import prepare_network
 from monai_skinattr.transforms import LesionBBoxCrop, LesionBBoxCropd, TileGrid, TileGridd, UnionMask
 from tests.bundles.test_tatl_bundle import BUNDLE, CONFIGS, bundle, config
 
+ROOT_BUNDLES = BUNDLE.parent
+
 IMAGES = "ISIC2018_Task1-2_Training_Input"
 LESIONS = "ISIC2018_Task1_Training_GroundTruth"
 ATTRS = "ISIC2018_Task2_Training_GroundTruth_v3"
@@ -237,3 +239,45 @@ def test_synthetic_settings_that_differ_from_the_folder_are_refused(tmp_path):
         f"to make it with the settings asked, delete it (`rm -r {data}`) and run again, or set another dataset_dir"
     ) in result.stderr
     assert not work.exists() and _files(data) == before
+
+
+#: each bundle's first training config, and a size it cannot honour
+TRAINING = {
+    "tatl": ("train_union.json", [65, 97], "'spatial_size' must be 2 positive multiples of 32, got [65, 97]."),
+    "mobilenet_unet": ("train_frozen.json", [0, 64], "'spatial_size' must be 2 positive integers, got [0, 64]."),
+    "iscf": ("train.json", [65, 97], "'spatial_size' must be 2 positive multiples of 16, got [65, 97]."),
+    "input_transfer": ("train_segmenter.json", [96, 97],
+                       "'spatial_size' must be 2 positive multiples of 16, got [96, 97]."),
+    "transfer": ("train.json", [65, 97], "'spatial_size' must be 2 positive multiples of 16, got [65, 97]."),
+}  # fmt: skip
+
+
+def _messages(error: BaseException) -> list[str]:
+    out = []
+    while error is not None:
+        out.append(f"{type(error).__name__}: {error}")
+        error = error.__cause__ or error.__context__
+    return out
+
+
+@pytest.mark.parametrize("case", ["size", "switch", "data"])
+@pytest.mark.parametrize("name", list(TRAINING))
+def test_every_bundle_refuses_each_class_of_bad_input_before_any_work(tmp_path, name, case):
+    """One case of each class (a size, a switch, the data folder) on each bundle's training, run as the command
+    line runs it (``monai.bundle.run``) with every output under ``bundle_root``: an error naming what was given, and
+    nothing written."""
+    import monai.bundle
+
+    config_name, size, size_message = TRAINING[name]
+    root = tmp_path / "bundle_root"
+    root.mkdir()
+    overrides, message = {
+        "size": ({"spatial_size": size}, f"ValueError: {size_message}"),
+        "switch": ({"resume": "maybe"}, "ValueError: 'resume' must be true or false (or 1 / 0), got 'maybe'."),
+        "data": ({"dataset_dir": str(tmp_path / "nowhere")}, f"problem(s) in dataset '{tmp_path / 'nowhere'}'"),
+    }[case]
+    configs = [str(ROOT_BUNDLES / name / "configs" / f) for f in ("common.json", config_name)]
+    with pytest.raises(Exception) as err:
+        monai.bundle.run(config_file=configs, bundle_root=str(root), **overrides)
+    assert any(message in m for m in _messages(err.value)), _messages(err.value)
+    assert not any(p.is_file() for p in root.rglob("*"))

@@ -85,8 +85,8 @@ def lesion_splits(root: str | Path, val_fraction: float = 0.2, seed: int = 0) ->
 def image_datalist(folder: str | Path, validate: bool = True, channels: int | None = 3) -> list[dict]:
     """
     ``[{"image", "id"}]`` of the photos to segment: an ISIC root (its newest year's test, validation or training
-    image folder, in that order) or any folder of ``.jpg`` / ``.png`` / ``.tif`` photos. With ``validate`` every photo is
-    decoded first and every unreadable one, or one without ``channels`` channels (3: RGB, 1: grey, ``None``: any),
+    image folder, in that order) or any folder of ``.jpg`` / ``.png`` / ``.tif`` photos. With ``validate`` every photo
+    is decoded first and every unreadable one, or one without ``channels`` channels (3: RGB, 1: grey, ``None``: any),
     is named in one error, before anything is segmented.
 
     .. code-block:: python

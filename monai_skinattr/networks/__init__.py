@@ -11,7 +11,7 @@ from .base import (
     load_stage_weights,
     prepare_network,
 )
-from .classifier import EncoderClassifier, thesis_network
+from .classifier import THESIS_SIZE_MULTIPLES, EncoderClassifier, thesis_network
 from .efficient_former import EffFormerISCF, EfficientAttention, InterScaleContextFusion
 from .efficientnet import EffLinkNet, EffUNet, LinkNetDecoder, UNetDecoder
 from .encoders import (
@@ -39,6 +39,7 @@ __all__ = [
     "EffUNet",
     "EfficientNetEncoder",
     "EncoderClassifier",
+    "THESIS_SIZE_MULTIPLES",
     "EncoderDecoder",
     "FCDenseNet",
     "InterScaleContextFusion",

@@ -10,7 +10,7 @@ from .base import EncoderDecoder, init_weights
 from .swin_unet import SwinUNet
 from .unet import UNet
 
-__all__ = ["EncoderClassifier", "thesis_network"]
+__all__ = ["EncoderClassifier", "THESIS_SIZE_MULTIPLES", "thesis_network"]
 
 #: name -> (network class, :func:`init_weights` scheme).
 _THESIS_NETWORKS: dict[str, tuple[type[EncoderDecoder], str]] = {
@@ -18,6 +18,9 @@ _THESIS_NETWORKS: dict[str, tuple[type[EncoderDecoder], str]] = {
     "resnet50_attention": (ResNet50AttentionUNet, "he"),
     "swin": (SwinUNet, "swin"),
 }
+#: name -> what each side of a 2D input must be a multiple of for the output to have the input's size (the U-Net
+#: halves 4 times; the ResNet50 and Swin encoders 5 times)
+THESIS_SIZE_MULTIPLES = {"unet": 16, "resnet50_attention": 32, "swin": 32}
 
 
 def thesis_network(

@@ -93,7 +93,7 @@ def test_tatl_training_batch_reads_01_masks(isic, tmp_path):
         parser = ConfigParser()
         parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "train_union.json")])
         parser.update({"dataset_dir": str(root), "bundle_root": str(tmp_path), "use_predicted_lesion": False,
-                       "lesion_size": [48, 64], "spatial_size": [32, 32], "val_fraction": 1, "num_workers": 0})  # fmt: skip
+                       "lesion_size": [64, 64], "spatial_size": [32, 32], "val_fraction": 1})  # fmt: skip
         dataset = parser.get_parsed_content("train#dataset")
         batches.append(next(iter(DataLoader(dataset, batch_size=4)))["label"])
     assert torch.equal(batches[0], batches[1]) and batches[0].sum() > 0
