@@ -281,3 +281,16 @@ def test_every_bundle_refuses_each_class_of_bad_input_before_any_work(tmp_path, 
         monai.bundle.run(config_file=configs, bundle_root=str(root), **overrides)
     assert any(message in m for m in _messages(err.value)), _messages(err.value)
     assert not any(p.is_file() for p in root.rglob("*"))
+
+
+def test_the_transfer_study_checks_the_size_of_every_network_it_trains():
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(ROOT_BUNDLES / "transfer" / "configs" / f) for f in ("common.json", "study.json")])
+    parser.update({"spatial_size": [48, 48], "networks": ["unet"]})
+    parser.get_parsed_content("checked_study_settings")  # 48 = 3 x 16 suits the U-Net
+    parser.update({"networks": ["unet", "swin"]})
+    with pytest.raises(Exception) as err:
+        parser.get_parsed_content("checked_study_settings")  # the Swin U-Net halves 5 times
+    assert "'spatial_size' must be 2 positive multiples of 32, got [48, 48]." in "".join(_messages(err.value))
