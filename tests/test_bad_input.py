@@ -196,7 +196,7 @@ def test_bundle_inference_stops_before_any_work(isic, tmp_path):
     assert not out.exists()
 
 
-PLAN, STAGE = config("common.json", "pipeline.json"), config("common.json", "train_union.json")
+PLAN = config("common.json", "pipeline.json")
 
 
 def _files(folder):
@@ -212,18 +212,15 @@ def _files(folder):
         (PLAN, ["--spatial_size", "[65, 97]"], "'spatial_size' must be 2 positive multiples of 32, got [65, 97]."),
         (PLAN, ["--folds", "[7]"], "'folds' must be an integer from 0 to 4 (num_folds 5), got 7."),
         (PLAN, ["--make_synthetic", "maybe"], "'make_synthetic' must be true or false (or 1 / 0), got 'maybe'."),
-        (STAGE, ["--offset", "-30"], "'offset' must be an integer >= 0, got -30."),
-        (STAGE, ["--fold", "5"], "'fold' must be an integer from 0 to 4 (num_folds 5), got 5."),
     ],
 )  # fmt: skip
 def test_settings_are_refused_by_name_before_any_work(tmp_path, configs, args, message):
     """Each through the command a user types, with the bundle's own (default) data folder: the error names the
-    setting as typed, and nothing is written: no record, models, event files, nor synthetic data."""
+    setting as typed, and nothing is written: no record, models, event files, nor synthetic data. (The stage configs
+    run the same check: see the in-process cases below.)"""
     work = tmp_path / "work"
-    where = ["--workdir", str(work)] if configs == PLAN else ["--models_dir", str(work / "models"),
-                                                                "--output_dir", str(work / "eval")]  # fmt: skip
     data = _files(BUNDLE / "data")
-    result = _run("--config_file", configs, *where, *args)
+    result = _run("--config_file", configs, "--workdir", str(work), *args)
     assert result.returncode != 0 and f"ValueError: {message}" in result.stderr, result.stderr[-2000:]
     assert not work.exists() and _files(BUNDLE / "data") == data
 
@@ -258,6 +255,28 @@ def _messages(error: BaseException) -> list[str]:
         out.append(f"{type(error).__name__}: {error}")
         error = error.__cause__ or error.__context__
     return out
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"offset": -30}, "'offset' must be an integer >= 0, got -30."),
+        ({"offset": 130, "lesion_size": [128, 160]}, "'offset' 130 must be smaller than 128, the short side of the "
+                                                      "lesion grid (lesion_size [128, 160])."),
+        ({"fold": 5}, "'fold' must be an integer from 0 to 4 (num_folds 5), got 5."),
+        ({"crop": "maybe"}, "'crop' must be true or false (or 1 / 0), got 'maybe'."),
+    ],
+)  # fmt: skip
+def test_tatl_stage_settings_are_refused_before_any_work(tmp_path, overrides, message):
+    import monai.bundle
+
+    root = tmp_path / "bundle_root"
+    root.mkdir()
+    with pytest.raises(Exception) as err:
+        monai.bundle.run(config_file=[str(CONFIGS / "common.json"), str(CONFIGS / "train_union.json")],
+                         bundle_root=str(root), **overrides)  # fmt: skip
+    assert f"ValueError: {message}" in _messages(err.value)
+    assert not any(p.is_file() for p in root.rglob("*"))
 
 
 @pytest.mark.parametrize("case", ["size", "switch", "data"])

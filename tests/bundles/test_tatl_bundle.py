@@ -294,8 +294,6 @@ def test_switches_mean_what_they_say(tmp_path):
     line = next(s for s in on.stdout.splitlines() if s.startswith("PROBE"))
     cropping, masks, n_random, n_frozen, init = line.split(" ", 5)[1:]
     assert cropping == "True" and masks == "''" and int(n_random) == 3 and int(n_frozen) > 100 and init == "''"
-    bad = bundle(*base, "--augment", "maybe", check=False)
-    assert bad.returncode != 0 and "'augment' must be true or false" in bad.stderr
     bad = bundle("run", "--config_file", config("common.json", "pipeline.json"), "--bundle_root", str(BUNDLE),
                  "--workdir", str(tmp_path / "w"), "--use_predicted_lesion", "nope", check=False)  # fmt: skip
     assert bad.returncode != 0 and "'use_predicted_lesion' must be true or false" in bad.stderr
