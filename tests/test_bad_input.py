@@ -160,39 +160,47 @@ def _run(*args: str):
     return bundle("run", "--bundle_root", str(BUNDLE), *args, check=False)
 
 
+def _refused(configs: list, **overrides) -> str:
+    """Every message of the error ``monai.bundle.run`` (what ``python -m monai.bundle run`` calls once its
+    arguments are parsed) raises for the bundle configs ``configs`` with ``overrides``; fails if it runs."""
+    import monai.bundle
+
+    with pytest.raises(Exception) as err:
+        monai.bundle.run(config_file=[str(CONFIGS / c) for c in configs], **overrides)
+    return "\n".join(_messages(err.value))
+
+
 def test_bundle_training_stops_before_any_work(isic, tmp_path):
     """Broken data, then a stage-3 start from a checkpoint of the other shape: one clear error each, nothing written."""
     models = tmp_path / "models"
-    common = ["--config_file", config("common.json", "train_attribute.json"), "--models_dir", str(models),
-              "--output_dir", str(tmp_path / "eval"), "--spatial_size", "[32, 32]", "--max_epochs", "1"]  # fmt: skip
-    result = _run(*common, "--dataset_dir", str(_broken(isic, tmp_path)))
-    assert result.returncode != 0
-    assert "4 problem(s) in dataset" in result.stderr and "ISIC_0000001.jpg: unreadable image" in result.stderr
-    assert "ISIC_0000003_segmentation.png: mask has 3 channel(s) (RGB), expected 1" in result.stderr
+    common = {"bundle_root": str(BUNDLE), "models_dir": str(models), "output_dir": str(tmp_path / "eval"),
+              "spatial_size": [32, 32], "max_epochs": 1}  # fmt: skip
+    stage3 = ["common.json", "train_attribute.json"]
+    errors = _refused(stage3, dataset_dir=str(_broken(isic, tmp_path)), **common)
+    assert "4 problem(s) in dataset" in errors and "ISIC_0000001.jpg: unreadable image" in errors
+    assert "ISIC_0000003_segmentation.png: mask has 3 channel(s) (RGB), expected 1" in errors
     (models / "union" / "unet").mkdir(parents=True)
     torch.save(TATLSegmenter("linknet").state_dict(), models / "union" / "unet" / "model.pt")
-    result = _run(*common, "--dataset_dir", str(isic), "--use_predicted_lesion", "false")
-    assert result.returncode != 0
+    errors = _refused(stage3, dataset_dir=str(isic), use_predicted_lesion="false", **common)
     assert (
         f"ValueError: checkpoint '{models}/union/unet/model.pt' does not fit TATLSegmenter(arch='unet', "
-        "encoder='efficientnet-b0'): it lacks 60" in result.stderr
+        "encoder='efficientnet-b0'): it lacks 60" in errors
     )
     assert sorted(p.name for p in models.rglob("*") if p.is_file()) == ["model.pt"]  # the planted one only
+    assert not (tmp_path / "eval").exists()
 
 
 def test_bundle_inference_stops_before_any_work(isic, tmp_path):
     out = tmp_path / "out"
     photos = tmp_path / "photos"
     shutil.copytree(isic / IMAGES, photos)
-    args = ["--config_file", str(CONFIGS / "inference.json"), "--output_dir", str(out), "--dataset_dir", str(photos)]
-    result = _run(*args, "--models_dir", str(tmp_path / "no_models"))
-    assert result.returncode != 0
-    assert f"FileNotFoundError: checkpoint '{tmp_path}/no_models/model.pt' does not exist" in result.stderr
+    args = {"bundle_root": str(BUNDLE), "output_dir": str(out), "dataset_dir": str(photos),
+            "models_dir": str(tmp_path / "no_models")}  # fmt: skip
+    errors = _refused(["inference.json"], **args)
+    assert f"FileNotFoundError: checkpoint '{tmp_path}/no_models/model.pt' does not exist" in errors
     (photos / "ISIC_0000005.jpg").write_bytes((photos / "ISIC_0000005.jpg").read_bytes()[:-300])
-    result = _run(*args, "--models_dir", str(tmp_path / "no_models"))
-    assert result.returncode != 0 and f"{photos}/ISIC_0000005.jpg: unreadable image (image file is truncated" in (
-        result.stderr
-    )
+    errors = _refused(["inference.json"], **args)
+    assert f"{photos}/ISIC_0000005.jpg: unreadable image (image file is truncated" in errors
     assert not out.exists()
 
 
@@ -226,16 +234,17 @@ def test_settings_are_refused_by_name_before_any_work(tmp_path, configs, args, m
 
 
 def test_synthetic_settings_that_differ_from_the_folder_are_refused(tmp_path):
-    data, work = tmp_path / "data", tmp_path / "work"
+    data, root = tmp_path / "data", tmp_path / "bundle_root"
     synthetic.make_isic(data, n=3, size=(32, 32), progress=False)
     before = _files(data)
-    result = _run("--config_file", PLAN, "--workdir", str(work), "--dataset_dir", str(data), "--make_synthetic", "true")
-    assert result.returncode != 0
+    root.mkdir()
+    errors = _refused(["common.json", "train_union.json"], bundle_root=str(root), dataset_dir=str(data),
+                      make_synthetic="true", synthetic={"n": 50, "size": [128, 160], "seed": 0})  # fmt: skip
     assert (
         "synthetic isic training data made with other settings: n=3 (asked 50), size=[32, 32] (asked [128, 160]); "
         f"to make it with the settings asked, delete it (`rm -r {data}`) and run again, or set another dataset_dir"
-    ) in result.stderr
-    assert not work.exists() and _files(data) == before
+    ) in errors
+    assert not any(p.is_file() for p in root.rglob("*")) and _files(data) == before
 
 
 #: each bundle's first training config, and a size it cannot honour

@@ -294,10 +294,6 @@ def test_switches_mean_what_they_say(tmp_path):
     line = next(s for s in on.stdout.splitlines() if s.startswith("PROBE"))
     cropping, masks, n_random, n_frozen, init = line.split(" ", 5)[1:]
     assert cropping == "True" and masks == "''" and int(n_random) == 3 and int(n_frozen) > 100 and init == "''"
-    bad = bundle("run", "--config_file", config("common.json", "pipeline.json"), "--bundle_root", str(BUNDLE),
-                 "--workdir", str(tmp_path / "w"), "--use_predicted_lesion", "nope", check=False)  # fmt: skip
-    assert bad.returncode != 0 and "'use_predicted_lesion' must be true or false" in bad.stderr
-    assert not (tmp_path / "w").exists()
     ignored = bundle("run", "--config_file", config("common.json", "pipeline.json"), "--bundle_root", str(BUNDLE),
                      "--workdir", str(tmp_path / "w"), "--offset", "20", "--seed", "1", check=False)  # fmt: skip
     assert ignored.returncode != 0 and "--offset, --seed would reach no run of this plan" in ignored.stderr
