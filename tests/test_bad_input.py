@@ -5,6 +5,7 @@ Library cases run in process; the bundle cases run ``python -m monai.bundle`` an
 
 import re
 import shutil
+import sys
 
 import pytest
 import torch
@@ -214,11 +215,7 @@ def _files(folder):
 @pytest.mark.parametrize(
     "configs, args, message",
     [
-        (PLAN, ["--paper_offset", "-2"], "'paper_offset' must be an integer >= 0 (pixels of a 384-row grid), got -2."),
-        (PLAN, ["--paper_offset", "2000"], "'paper_offset' 2000 (667 pixels on the lesion grid) must be smaller than "
-                                           "128, the short side of the lesion grid (lesion_size [128, 160])."),
         (PLAN, ["--spatial_size", "[65, 97]"], "'spatial_size' must be 2 positive multiples of 32, got [65, 97]."),
-        (PLAN, ["--folds", "[7]"], "'folds' must be an integer from 0 to 4 (num_folds 5), got 7."),
         (PLAN, ["--make_synthetic", "maybe"], "'make_synthetic' must be true or false (or 1 / 0), got 'maybe'."),
     ],
 )  # fmt: skip
@@ -264,6 +261,25 @@ def _messages(error: BaseException) -> list[str]:
         out.append(f"{type(error).__name__}: {error}")
         error = error.__cause__ or error.__context__
     return out
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"paper_offset": -2}, "'paper_offset' must be an integer >= 0 (pixels of a 384-row grid), got -2."),
+        ({"paper_offset": 2000}, "'paper_offset' 2000 (667 pixels on the lesion grid) must be smaller than 128, the "
+                                 "short side of the lesion grid (lesion_size [128, 160])."),
+        ({"folds": [7]}, "'folds' must be an integer from 0 to 4 (num_folds 5), got 7."),
+    ],
+)  # fmt: skip
+def test_tatl_pipeline_settings_are_refused_before_any_work(tmp_path, monkeypatch, overrides, message):
+    """The main job's plan config, as the command line runs it once its arguments are parsed: the plan's own
+    settings are refused before its record (``runs.json``) or anything else is written."""
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run"])  # what refuse_unused_settings reads
+    work = tmp_path / "work"
+    errors = _refused(["common.json", "pipeline.json"], bundle_root=str(BUNDLE), workdir=str(work), **overrides)
+    assert f"ValueError: {message}" in errors
+    assert not work.exists()
 
 
 @pytest.mark.parametrize(
