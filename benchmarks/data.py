@@ -39,6 +39,8 @@ import torch.nn.functional as F
 from common import header
 from PIL import Image
 
+from monai_skinattr.bundles import bundle_dir
+
 REPO = Path(__file__).resolve().parents[1]
 MASKS = REPO.parent / "shared" / "realdata" / "isic_task1_masks" / "groundtruth"
 #: (height, width) of the ten real ISIC masks, for when their folder is absent
@@ -117,10 +119,10 @@ def worker(job: dict) -> None:
     from monai.bundle import ConfigWorkflow
 
     wf = ConfigWorkflow(
-        config_file=str(Path(job["root"]) / "bundles" / "tatl" / "configs" / "inference.json"),
+        config_file=str(bundle_dir("tatl") / "configs" / "inference.json"),
         workflow_type="infer",
         logging_file=False,
-        bundle_root=str(Path(job["root"]) / "bundles" / "tatl"),
+        bundle_root=str(bundle_dir("tatl")),
         **job["overrides"],
     )
     wf.initialize()

@@ -61,10 +61,11 @@ from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset, Thr
 
 from monai_skinattr.apps.tatl import TATLSegmenter, grid_offset
 from monai_skinattr.apps.tatl.experiments import PAPER_OFFSET
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.data import synthetic
 from monai_skinattr.losses import TverskyJaccardLoss
 
-CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "tatl" / "configs"
+CONFIGS = bundle_dir("tatl") / "configs"
 ATTRIBUTE = "pigment_network"
 SMP_ARCHS = {"unet": "Unet", "linknet": "Linknet"}
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}

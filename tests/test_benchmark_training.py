@@ -9,8 +9,10 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor, list_data_collate
 
+from monai_skinattr.bundles import bundle_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "bundles" / "tatl" / "configs"
+CONFIGS = bundle_dir("tatl") / "configs"
 
 
 def _benchmark():

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from monai.bundle import ConfigParser
 
+from monai_skinattr.bundles import BUNDLES_DIR, MAIN_CONFIG, bundle_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLES = sorted(p.parent.parent for p in (ROOT / "bundles").glob("*/configs/common.json"))
+BUNDLES = sorted(p.parent.parent for p in BUNDLES_DIR.glob("*/configs/common.json"))
 #: each bundle's one-command table: the config run on top of its common.json
-PLANS = {"tatl": "pipeline.json", "mobilenet_unet": "pipeline.json", "iscf": "ablation.json",
-         "input_transfer": "pipeline.json", "transfer": "study.json"}  # fmt: skip
+PLANS = MAIN_CONFIG
 #: keys every config may set for itself
 WORKFLOW_KEYS = {"imports", "bundle_root", "initialize", "run", "finalize"}
 #: what a plan deliberately changes from its bundle's common.json (the CPU-sized main jobs); nothing else
@@ -38,7 +39,7 @@ def test_every_bundle_has_its_plan():
 
 
 @pytest.mark.parametrize(
-    "config", sorted((ROOT / "bundles").glob("*/configs/*.json")), ids=lambda p: p.parent.parent.name + "/" + p.name
+    "config", sorted(BUNDLES_DIR.glob("*/configs/*.json")), ids=lambda p: p.parent.parent.name + "/" + p.name
 )
 def test_expressions_are_short(config):
     """Longer logic is a named, documented function of the app, not Python inside a JSON string."""
@@ -50,7 +51,7 @@ def test_expressions_are_short(config):
 def test_plans_state_only_what_they_change(bundle):
     """A plan config is run on top of common.json and takes its defaults from there: it restates no key of
     common.json but the few it deliberately changes (listed in CHANGES), and those with another value."""
-    configs = ROOT / "bundles" / bundle / "configs"
+    configs = bundle_dir(bundle) / "configs"
     common = json.loads((configs / "common.json").read_text())
     plan = json.loads((configs / PLANS[bundle]).read_text())
     changes = CHANGES.get(bundle, set())
@@ -62,7 +63,7 @@ def test_plans_state_only_what_they_change(bundle):
 def test_tatl_runs_get_the_configs_values():
     """Every value a TATL run is given for a common.json key is the one the merged configs hold (the plan code
     restates no default of its own: the synthetic set, the folds, the sizes all come from the configs)."""
-    configs = ROOT / "bundles" / "tatl" / "configs"
+    configs = bundle_dir("tatl") / "configs"
     parser = ConfigParser()
     parser.read_config([str(configs / "common.json"), str(configs / "pipeline.json")])
     parser["bundle_root"] = str(configs.parent)

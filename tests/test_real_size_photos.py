@@ -14,11 +14,12 @@ from PIL import Image
 from scipy import ndimage
 
 from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, cascade_outputs
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.data.checks import draft
 from monai_skinattr.transforms import LoadPhoto, LoadPhotod
 from monai_skinattr.transforms.io import save_mask
 
-BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "tatl"
+BUNDLE = bundle_dir("tatl")
 #: a cascade small enough for the CPU; the bundle's default decode_size is then 2 * 96 = 192
 SETTINGS = {"attributes": ["streaks"], "archs": ["unet"], "lesion_size": [64, 96], "crop_size": [64, 96], "offset": 5}
 

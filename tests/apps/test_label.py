@@ -19,6 +19,7 @@ from monai.transforms import Compose, Resized
 from PIL import Image
 
 from monai_skinattr.apps.tatl import TATLSegmenter, assemble_cascade, cascade_outputs, load_transforms
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.data import ATTRIBUTES, isic_datalist, synthetic
 from monai_skinattr.losses import TverskyJaccardLoss
 
@@ -28,7 +29,7 @@ requests = pytest.importorskip("requests")
 from monai_skinattr.apps.label import APP_DIR  # noqa: E402
 from monai_skinattr.apps.label.studies import prepare_studies  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "tatl" / "configs"
+CONFIGS = bundle_dir("tatl") / "configs"
 SIZE = (56, 88)  # non-square photos, height x width
 MAPS = ["lesion", "union", *ATTRIBUTES]
 TINY = {"attributes": list(ATTRIBUTES), "archs": ["unet"], "lesion_size": [64, 64], "crop_size": [64, 64], "offset": 7}

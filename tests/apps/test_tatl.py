@@ -23,12 +23,13 @@ from monai_skinattr.apps.tatl import (
     split_datalists,
     summary_table,
 )
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.config import as_bool
 from monai_skinattr.data import synthetic
 from monai_skinattr.data.checks import DatasetLayoutError
 from monai_skinattr.transforms import LesionBBoxCrop, lesion_boxes
 
-CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "tatl" / "configs"
+CONFIGS = bundle_dir("tatl") / "configs"
 
 
 class _Channel(nn.Module):

@@ -11,11 +11,12 @@ import torch
 from monai.bundle import ConfigWorkflow
 
 from monai_skinattr.apps.input_transfer import prepare_splits
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.runner import read_record
 from tests.plan_kill import kill_during, run_command
 
-ROOT = Path(__file__).resolve().parents[2] / "bundles" / "input_transfer"
+ROOT = bundle_dir("input_transfer")
 RUNS = [
     "segmenter",
     "perturb_gp_ts",

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monai.bundle import ConfigWorkflow
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow
 
+from monai_skinattr.bundles import BUNDLES_DIR
 from monai_skinattr.data import lesion_splits
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.metrics import isic_task1_score
 from monai_skinattr.runner import read_record
 from tests.plan_kill import kill_during, run_command
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+BUNDLES = BUNDLES_DIR
 MOBILENET = BUNDLES / "mobilenet_unet"
 ISCF = BUNDLES / "iscf"
 
@@ -125,7 +127,14 @@ def _zoo_checks(root: Path, train: list[str], models: Path, data: Path, tmp_path
     bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(models / "model.pt"),
            "--meta_file", str(root / "configs" / "metadata.json"),
            "--config_file", str(root / "configs" / "inference.json"), "--bundle_root", str(root))  # fmt: skip
-    assert ts.stat().st_size > 1000
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "inference.json"))
+    parser["bundle_root"] = str(root)
+    eager = parser.get_parsed_content("network_def")
+    eager.load_state_dict(torch.load(models / "model.pt", map_location="cpu", weights_only=True))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(ts))(x), eager.eval()(x), atol=1e-5, rtol=1e-4)
     overrides = {"bundle_root": str(root), "dataset_dir": str(data), "models_dir": str(models)}
     for files, kind in (
         (train, "train"),

@@ -16,20 +16,22 @@ from isic_challenge_scoring import task2
 from monai.bundle import ConfigWorkflow
 
 from monai_skinattr.apps.tatl import split_datalists
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.data import ATTRIBUTES, isic_datalist, synthetic
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.runner import read_record
 from tests.plan_kill import kill_during
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "tatl"
+BUNDLE = bundle_dir("tatl")
 CONFIGS = BUNDLE / "configs"
 TINY = {"n": 15, "size": [64, 64], "seed": 0}
 ONE_EPOCH = json.dumps({"lesion": 1, "union": 1, "attribute": 1})
 
 
-def bundle(*args: str, check: bool = True, prefix=(sys.executable, "-m")) -> subprocess.CompletedProcess:
+def bundle(*args: str, check: bool = True, prefix=(sys.executable, "-m"), cwd=None) -> subprocess.CompletedProcess:
     cmd = [*prefix, "monai.bundle", *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
@@ -39,15 +41,16 @@ def config(*names: str) -> str:
     return json.dumps([str(CONFIGS / n) for n in names])
 
 
-def pipeline(work: Path, data: Path, *extra: str, synthetic_params=TINY) -> subprocess.CompletedProcess:
-    return bundle(*pipeline_args(work, data, *extra, synthetic_params=synthetic_params))
+def pipeline(work: Path, data: Path, *extra: str, synthetic_params=TINY, root=BUNDLE, cwd=None):
+    return bundle(*pipeline_args(work, data, *extra, synthetic_params=synthetic_params, root=root), cwd=cwd)
 
 
-def pipeline_args(work: Path, data: Path, *extra: str, synthetic_params=TINY) -> list[str]:
+def pipeline_args(work: Path, data: Path, *extra: str, synthetic_params=TINY, root=BUNDLE) -> list[str]:
+    """The README's main job (``root`` the bundle folder, as the user typed it) at tiny size."""
     return [
         "run",
-        "--config_file", config("common.json", "pipeline.json"),
-        "--bundle_root", str(BUNDLE),
+        "--config_file", str([f"{root}/configs/common.json", f"{root}/configs/pipeline.json"]),
+        "--bundle_root", str(root),
         "--workdir", str(work),
         "--dataset_dir", str(data),
         "--make_synthetic", "true",
@@ -60,8 +63,14 @@ def pipeline_args(work: Path, data: Path, *extra: str, synthetic_params=TINY) ->
 
 @pytest.fixture(scope="module")
 def tatl_run(tmp_path_factory):
+    """The README's main job as a user runs it after ``pip install``: the bundle copied into a folder of theirs by
+    ``python -m monai_skinattr.bundles init`` and run from there (outside the source tree, so in CI, which installs
+    the package non-editable, this is the installed package)."""
     root = tmp_path_factory.mktemp("tatl")
-    result = pipeline(root / "work", root / "data")
+    init = [sys.executable, "-m", "monai_skinattr.bundles", "init", "tatl", "bundles/tatl"]
+    copied = subprocess.run(init, cwd=root, check=True, capture_output=True, text=True)
+    assert "now holds bundle 'tatl'" in copied.stdout
+    result = pipeline(root / "work", root / "data", root="bundles/tatl", cwd=root)
     return root / "work" / "tatl" / "TATL_wo_ImageNet" / "fold0", root / "data", result.stdout
 
 
@@ -75,7 +84,7 @@ def test_finished_pipeline_is_not_retrained(tatl_run):
     """The main job run again: every stage is recorded finished, so nothing is retrained or rewritten."""
     run, data, stdout = tatl_run
     files = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    again = pipeline(run.parents[2], data)
+    again = pipeline(run.parents[2], data, root="bundles/tatl", cwd=run.parents[3])
     assert again.stdout.count("with the same settings, skipped") == 1 + 1 + 2 + 2 * len(ATTRIBUTES) + 1 + 1
     assert "| micro_average |" in again.stdout and {p: p.stat().st_mtime_ns for p in files} == files
 

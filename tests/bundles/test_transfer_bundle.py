@@ -17,11 +17,12 @@ from monai.transforms import Compose
 from PIL import Image
 
 from monai_skinattr.apps.transfer import preprocessing
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.config import run_bundle
 from monai_skinattr.networks import thesis_network
 from monai_skinattr.utils.io import read_metrics_csv
 
-ROOT = Path(__file__).resolve().parents[2] / "bundles" / "transfer"
+ROOT = bundle_dir("transfer")
 CONFIGS = ROOT / "configs"
 TINY = {"spatial_size": [32, 32], "batch_size": 8, "num_workers": 0}
 NETWORKS = {

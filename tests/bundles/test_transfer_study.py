@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from monai_skinattr.apps.transfer import checkpoint_path, read_robustness
+from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.networks import thesis_network
 from monai_skinattr.runner import read_record
 from tests.plan_kill import kill_during, run_command
 
-ROOT = Path(__file__).resolve().parents[2] / "bundles" / "transfer"
+ROOT = bundle_dir("transfer")
 CONFIGS = ROOT / "configs"
 UNET = {"features": [8, 16, 32, 64, 128]}
 
