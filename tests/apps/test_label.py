@@ -2,6 +2,7 @@
 TATL bundle; its answers are compared with the bundle's own inference on the same photos."""
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -26,8 +27,12 @@ from monai_skinattr.losses import TverskyJaccardLoss
 pytest.importorskip("monailabel")
 requests = pytest.importorskip("requests")
 
-from monai_skinattr.apps.label import APP_DIR  # noqa: E402
+from monailabel.client import MONAILabelClient  # noqa: E402
+
+from monai_skinattr.apps.label import init_app  # noqa: E402
 from monai_skinattr.apps.label.studies import prepare_studies  # noqa: E402
+from monai_skinattr.apps.label.train import RUNNING_FILE  # noqa: E402
+from monai_skinattr.apps.label.versions import list_versions, restore_version  # noqa: E402
 
 CONFIGS = bundle_dir("tatl") / "configs"
 SIZE = (56, 88)  # non-square photos, height x width
@@ -80,7 +85,7 @@ class Server:
         self.data = synthetic.make_isic(root / "isic", n=8, size=SIZE, progress=False)
         self.bundle = tiny_bundle(root / "bundle", self.data)
         self.studies = prepare_studies(root / "studies", n=6, dataset_dir=self.data)
-        self.app = Path(shutil.copytree(APP_DIR, root / "app"))  # MONAI Label writes logs/ etc. into the app folder
+        self.app = init_app(root / "app")  # MONAI Label writes logs/ etc. into the app folder: the user's
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = root / "server.log"
         command = [
@@ -181,7 +186,9 @@ def infer_png(server: Server, model: str, image: str) -> np.ndarray:
 
 def test_info_lists_models_and_labels(server):
     info = requests.get(f"{server.url}/info/", timeout=30).json()
-    assert info["labels"] == MAPS
+    assert info["labels"] == {name: MAPS.index(name) + 1 for name in MAPS if name != "union"}  # the union: derived
+    assert list(info["label_tags"]) == ["final", "lesion", *ATTRIBUTES]
+    assert "label map" in info["label_tags"]["final"] and "3 globules" in info["label_tags"]["final"]
     assert sorted(info["models"]) == sorted(MAPS)
     assert info["models"]["pigment_network"]["labels"] == {"pigment_network": 6}
     assert info["models"]["lesion"]["dimension"] == 2 and info["models"]["union"]["type"] == "segmentation"
@@ -210,6 +217,25 @@ def test_infer_equals_the_bundles_own_inference(server, tmp_path):
         assert points[:, 1].min() >= rows[0] - 1 and points[:, 1].max() <= rows[-1] + 1
 
 
+def test_a_training_whose_process_is_gone_is_reported_interrupted(server):
+    """What a restart after a crash during training finds: the training's record, its process gone. The stock
+    client's ``train_status()`` gets it as INTERRUPTED (MONAI Label alone answers 404: no training since start-up)."""
+    client = MONAILabelClient(server.url)
+    assert client.train_status(check_if_running=True) is False
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    record = server.bundle / "models" / RUNNING_FILE
+    record.write_text(json.dumps({"started": "2026-12-07 10:00:00", "pid": dead.pid, "max_epochs": 3}))
+    try:
+        status = client.train_status()
+        assert status["status"] == "INTERRUPTED" and status["started"] == "2026-12-07 10:00:00", status
+        assert client.info()["train_stats"]["tatl"]["interrupted"]["max_epochs"] == 3
+    finally:
+        record.unlink()
+    with pytest.raises(Exception, match="404"):
+        client.train_status()
+
+
 def test_labels_train_and_the_next_infer_uses_the_new_weights(server, tmp_path):
     photo, other = server.photos()[1], server.photos()[2]
     for image in (photo, other):
@@ -227,16 +253,20 @@ def test_labels_train_and_the_next_infer_uses_the_new_weights(server, tmp_path):
             assert r.status_code == 200 and r.json()["label"] == image.stem, r.text
     assert (server.studies / "labels" / "streaks" / f"{photo.stem}.png").is_file()
     served = torch.load(server.bundle / "models" / "model.pt", weights_only=True)
+    served_file = (server.bundle / "models" / "model.pt").read_bytes()
     before = requests.get(f"{server.url}/model/info/lesion", timeout=30).json()["checksum"]
     infer_png(server, "lesion", photo.stem)
 
     r = requests.post(f"{server.url}/train/tatl", json={"max_epochs": 1}, timeout=30)
     assert r.status_code == 200, r.text
     deadline = time.monotonic() + 300
+    recorded = set()  # whether the training under way is on record (what a restart after a crash reports)
     while (status := requests.get(f"{server.url}/train/", timeout=30).json())["status"] in ("SUBMITTED", "RUNNING"):
         assert time.monotonic() < deadline, "training did not finish in 300 s"
-        time.sleep(2)
+        recorded.add((server.bundle / "models" / RUNNING_FILE).is_file())
+        time.sleep(1)
     assert status["status"] == "DONE", "\n".join(status.get("details", []))
+    assert True in recorded and not (server.bundle / "models" / RUNNING_FILE).exists()
 
     assert requests.get(f"{server.url}/model/info/lesion", timeout=30).json()["checksum"] != before
     trained = torch.load(server.bundle / "models" / "model.pt", weights_only=True)
@@ -249,6 +279,37 @@ def test_labels_train_and_the_next_infer_uses_the_new_weights(server, tmp_path):
     for name in MAPS:
         np.testing.assert_array_equal(infer_png(server, name, photo.stem) > 0, expected[name], err_msg=name)
     assert server.passes(photo) == 2  # one with the served weights, one with the new ones
+
+    models = server.bundle / "models"
+    assert stats["previous_version"] == 1 and [v["version"] for v in list_versions(models)] == [1]
+    assert (models / "versions" / "1" / "model.pt").read_bytes() == served_file  # the model training replaced
+    assert restore_version(models, 1) == 2  # the fine-tuned model is kept as version 2
+    assert requests.get(f"{server.url}/model/info/lesion", timeout=30).json()["checksum"] == before
+
+
+def test_stock_client_submits_a_label_map_with_its_default_tag(server, tmp_path):
+    """``MONAILabelClient.save_label`` as it sends by default (tag ``final``): a label map with the values /info
+    publishes becomes every mask of the photo; the union's value, or a value of no mask, is refused."""
+    client = MONAILabelClient(server.url)
+    values = client.info()["labels"]
+    photo = server.photos()[3].stem
+    label_map = np.zeros(SIZE, np.uint8)
+    label_map[10:40, 20:70] = values["lesion"]
+    label_map[15:25, 30:40] = values["pigment_network"]
+    label_map[30:38, 50:66] = values["streaks"]
+    path = tmp_path / "annotation.png"
+    Image.fromarray(label_map).save(path)
+    assert client.save_label(photo, str(path))["label"] == photo
+    labels = server.studies / "labels"
+    for name in ["lesion", *ATTRIBUTES]:
+        mask = np.asarray(Image.open(labels / name / f"{photo}.png"))
+        expected = label_map > 0 if name == "lesion" else label_map == values.get(name)
+        np.testing.assert_array_equal(mask, expected.astype(np.uint8) * 255, err_msg=name)
+    assert not list(labels.glob(f"final/{photo}.*"))  # stored as masks, not as the map
+    Image.fromarray(np.where(label_map == values["streaks"], 2, label_map).astype(np.uint8)).save(path)
+    with pytest.raises(Exception, match=r"422.*values \[2\] that are no mask"):
+        client.save_label(server.photos()[4].stem, str(path))
+    assert not any(labels.glob(f"*/{server.photos()[4].stem}.png"))
 
 
 def test_activelearning_offers_the_most_uncertain_unlabelled_photo(server):
@@ -273,6 +334,7 @@ def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server, tmp_pat
     label = {"image": photo.stem, "tag": "lesion"}
     stranger = {"image": "ISIC_9", "tag": "lesion"}
     untagged = {"image": photo.stem, "tag": "final"}
+    union = {"image": photo.stem, "tag": "union"}
     cases = [  # what, method, path, query, (upload field, file), status, words of the message
         ("unknown model", "POST", "/infer/nevus", {"image": photo.stem}, None, 404, "not served"),
         ("unknown image id", "POST", "/infer/lesion", {"image": "ISIC_9"}, None, 404, "not in the datastore"),
@@ -283,7 +345,8 @@ def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server, tmp_pat
         ("non-image label", "PUT", "/datastore/label", label, ("label", text), 415, "not a readable image"),
         ("wrong-size label", "PUT", "/datastore/label", label, ("label", small), 422, "28x88 (height x width)"),
         ("label of unknown image", "PUT", "/datastore/label", stranger, ("label", small), 404, "not in the datastore"),
-        ("label without a mask name", "PUT", "/datastore/label", untagged, ("label", small), 400, "overlap"),
+        ("label tag of no mask", "PUT", "/datastore/label", union, ("label", small), 400, "'union' is not accepted"),
+        ("wrong-size label map", "PUT", "/datastore/label", untagged, ("label", small), 422, "label map is 28x88"),
         ("unknown strategy", "POST", "/activelearning/hardest", {}, None, 404, "strategies: entropy, random"),
     ]  # fmt: skip
     for what, method, path, query, upload, status, message in cases:

@@ -31,8 +31,10 @@ class TATLLabelApp(MONAILabelApp):
     MONAI Label app for TATL (Nguyen et al., MedIA 2022) on a folder of dermoscopy photos. Models: ``lesion``,
     ``union`` and one per attribute of the served cascade (:class:`.infer.TATLMapTask`), all from one cascade pass
     per photo; trainer ``tatl`` (:class:`.train.TATLTrainTask`); strategies ``entropy``
-    (:class:`.strategies.LesionBoxEntropy`) and ``random``. Labels are submitted one mask at a time, the mask's name
-    as the label tag (:class:`.datastore.TATLDatastore`). Malformed requests (unknown model, strategy or image) are
+    (:class:`.strategies.LesionBoxEntropy`) and ``random``. ``/info`` publishes the annotated masks' label values as
+    ``labels`` (``lesion`` 1, the attributes from 3, as the maps give them; the union is derived, not annotated) and
+    the accepted label tags as ``label_tags``: a label map under MONAI Label's default tag ``final``, or one mask
+    under its name (:class:`.datastore.TATLDatastore`). Malformed requests (unknown model, strategy or image) are
     answered 404 with the choices.
 
     Configuration (``--conf key value``): ``bundle`` — the TATL bundle folder whose ``models/model.pt`` (an assembled
@@ -41,8 +43,8 @@ class TATLLabelApp(MONAILabelApp):
 
     .. code-block:: bash
 
-        monailabel start_server --app "$(python -c 'from monai_skinattr.apps.label import APP_DIR; print(APP_DIR)')" \\
-            --studies studies --conf bundle bundles/tatl --conf models all \\
+        python -m monai_skinattr.apps.label init tatl_app
+        monailabel start_server --app tatl_app --studies studies --conf bundle bundles/tatl --conf models all \\
             --uvicorn_app monai_skinattr.apps.label.server:app
     """
 
@@ -62,6 +64,8 @@ class TATLLabelApp(MONAILabelApp):
         unknown = sorted(set(self.served) - set(self.maps))
         if unknown or not self.served:
             raise ValueError(f"--conf models: {unknown or wanted!r} not among the cascade's maps {self.maps} or 'all'")
+        #: the annotated masks and their label values, as the maps' (the union is derived, not annotated)
+        self.label_values = {name: i + 1 for i, name in enumerate(self.maps) if name != "union"}
         metadata = json.loads((self.bundle / "configs" / "metadata.json").read_text())
         super().__init__(
             app_dir=app_dir,
@@ -70,7 +74,7 @@ class TATLLabelApp(MONAILabelApp):
             name="TATL skin attributes",
             description="Lesion, attribute-agnostic (union) and attribute masks of dermoscopy photos (TATL cascade)",
             version=metadata.get("version", ""),
-            labels=self.maps,
+            labels=self.label_values,
         )
 
     def init_datastore(self) -> Datastore:
@@ -78,7 +82,7 @@ class TATLLabelApp(MONAILabelApp):
             raise ValueError(f"the TATL app serves a local folder of photos, not '{self.studies}'")
         return TATLDatastore(
             self.studies,
-            tags=["lesion", *self.attributes],
+            values=self.label_values,
             extensions=settings.MONAI_LABEL_DATASTORE_FILE_EXT,
             auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
             read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY,
@@ -93,6 +97,10 @@ class TATLLabelApp(MONAILabelApp):
 
     def init_strategies(self) -> dict[str, Strategy]:
         return {"entropy": LesionBoxEntropy(self.cascade), "random": Random()}
+
+    def info(self) -> dict[str, Any]:
+        """MONAI Label's ``/info``, with ``label_tags``: the tags ``/datastore/label`` accepts and what each means."""
+        return {**super().info(), "label_tags": self._datastore.label_tags()}
 
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
         model = request.get("model")

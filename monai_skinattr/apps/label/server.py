@@ -1,7 +1,8 @@
 """
 MONAI Label's web app (``monailabel.app:app``) answering requests a client got wrong with a 4xx and a message:
 MONAI Label's own not-found and invalid-input errors, which it otherwise answers ``500 Internal Server Error``, and
-``/infer`` without any image, which it answers 500. Start the server with it:
+``/infer`` without any image, which it answers 500; and ``GET /train/`` after a restart reports a training the
+restart interrupted (``INTERRUPTED``) instead of 404. Start the server with it:
 
 .. code-block:: bash
 
@@ -21,6 +22,7 @@ from monailabel.interfaces.exception import (
     MONAILabelError,
     MONAILabelException,
 )
+from monailabel.interfaces.utils.app import app_instance
 from starlette.exceptions import HTTPException
 
 __all__ = ["app"]
@@ -45,5 +47,20 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     return await http_exception_handler(request, exc)
 
 
+async def interrupted_training(request: Request, call_next) -> Response:
+    """``GET /train/`` that MONAI Label answers 404 (no training since the server started): the training a crash or
+    kill ended before, if there was one, as ``{"status": "INTERRUPTED", ...}`` (its start, options and process)."""
+    response = await call_next(request)
+    asks_status = request.method == "GET" and request.url.path.rstrip("/") == "/train"
+    if response.status_code != 404 or not asks_status or request.query_params.get("check_if_running") == "true":
+        return response
+    trainers = app_instance()._trainers.items()
+    lost = [{"name": n, **r} for n, task in trainers if (r := getattr(task, "interrupted", lambda: None)())]
+    if not lost:
+        return response
+    return JSONResponse({**lost[-1], "status": "INTERRUPTED", "details": ["the server stopped during this training"]})
+
+
 app.add_exception_handler(MONAILabelException, monailabel_error)
 app.add_exception_handler(HTTPException, http_error)
+app.middleware("http")(interrupted_training)

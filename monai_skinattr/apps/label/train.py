@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -21,13 +22,16 @@ from monai_skinattr.runner import BundleRun, Plan, run_plan
 from monai_skinattr.utils.io import write_text_atomic
 
 from .datastore import TATLDatastore
+from .versions import keep_version
 
-__all__ = ["TATLTrainTask", "partition", "split_cascade", "stage_checkpoints", "STATS_FILE"]
+__all__ = ["TATLTrainTask", "partition", "split_cascade", "stage_checkpoints", "STATS_FILE", "RUNNING_FILE"]
 
 logger = logging.getLogger(__name__)
 
 #: what the last training recorded, beside the served ``models/model.pt``
 STATS_FILE = "label_train.json"
+#: a training under way (its start, process and options), beside ``models/model.pt``; removed when it ends
+RUNNING_FILE = "label_train_running.json"
 
 
 def split_cascade(checkpoint: str | Path, settings: Mapping, models_dir: str | Path) -> list[str]:
@@ -79,7 +83,11 @@ class TATLTrainTask(TrainTask):
     ``models/cascade.json``): the Segment-Net on the photos with a ``lesion`` label; on the photos with every
     attribute's label, their predicted lesions (``predict_lesion.json``), the union segmenters and every attribute's
     segmenters. Stages without new labels keep their served weights. The members are assembled into a new cascade
-    that replaces ``models/model.pt`` atomically; the server serves it from the next request on. Each stage selects
+    that replaces ``models/model.pt`` atomically; the server serves it from the next request on. The model it
+    replaces is kept as the next ``models/versions/<n>/`` (:mod:`.versions`; ``python -m monai_skinattr.apps.label
+    restore <bundle> <n>`` serves it again). A training under way is recorded in ``models/label_train_running.json``;
+    one that a crash or kill ended is reported by :meth:`interrupted` (and ``/info``'s ``train_stats``, and
+    ``/train/`` after a restart, as ``INTERRUPTED``). Each stage selects
     its checkpoint on ``val_split`` of its photos (:func:`partition`). The stages are one plan on the library stage
     runner (``monai_skinattr.runner``), every run from scratch (``resume=False``); the work happens in a temporary
     folder under ``models/``, removed afterwards.
@@ -103,7 +111,23 @@ class TATLTrainTask(TrainTask):
 
     def stats(self) -> dict[str, Any]:
         path = self.models / STATS_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
+        stats = json.loads(path.read_text()) if path.is_file() else {}
+        interrupted = self.interrupted()
+        return {**stats, "interrupted": interrupted} if interrupted else stats
+
+    def interrupted(self) -> dict[str, Any] | None:
+        """The record of a training that started and neither finished nor failed (its process is gone), or None."""
+        path = self.models / RUNNING_FILE
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        try:
+            os.kill(int(record["pid"]), 0)
+            return None  # still under way
+        except ProcessLookupError:
+            return record
+        except PermissionError:  # a process of another user took the id: ours is gone
+            return record
 
     def __call__(self, request: Mapping[str, Any], datastore: TATLDatastore) -> dict[str, Any]:
         options = {**self.config(), **{k: request[k] for k in self.config() if k in request}}
@@ -114,10 +138,25 @@ class TATLTrainTask(TrainTask):
         complete = [e for e in items if all(a in e for a in attributes)]
         if not lesion and not complete:
             raise ValueError(
-                f"nothing to train on: submit lesion labels (tag 'lesion') or, for a photo, every attribute's label "
-                f"(tags {attributes}); labelled photos so far: {[e['id'] for e in items]}"
+                f"nothing to train on: submit label maps (the default tag 'final'), lesion masks (tag 'lesion') or, "
+                f"for a photo, every attribute's mask (tags {attributes}); labelled photos: {[e['id'] for e in items]}"
             )
         logger.info("training on %d lesion label(s), %d photo(s) with every attribute", len(lesion), len(complete))
+        for stale in self.models.glob(".train-*"):  # the work folder of an interrupted training
+            shutil.rmtree(stale, ignore_errors=True)
+        started = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "pid": os.getpid(), **options}
+        write_text_atomic(json.dumps(started, indent=2), self.models / RUNNING_FILE)
+        try:
+            record = self._train(options, settings, attributes, lesion, complete)
+        finally:
+            (self.models / RUNNING_FILE).unlink(missing_ok=True)
+        logger.info("serving the fine-tuned cascade %s", self.models / "model.pt")
+        return record
+
+    def _train(
+        self, options: Mapping, settings: Mapping, attributes: list[str], lesion: list[dict], complete: list[dict]
+    ) -> dict[str, Any]:
+        """Train the stages in a work folder under ``models/``, keep the served model as a version, serve the new."""
         with tempfile.TemporaryDirectory(prefix=".train-", dir=self.models) as tmp:
             work = Path(tmp) / "models"
             split_cascade(self.models / "model.pt", settings, work)
@@ -146,18 +185,19 @@ class TATLTrainTask(TrainTask):
             new = assemble_cascade(work, build)
             with open(new, "rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
+            previous = keep_version(self.models)
             os.replace(work / "cascade.json", self.models / "cascade.json")
             os.replace(new, self.models / "model.pt")
         record = {
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "checkpoint_sha256": digest,
+            "previous_version": previous,
             "stages": [run.name for run in runs if run.name != "predict_lesion"],
             "lesion_labels": [e["id"] for e in lesion],
             "attribute_labels": [e["id"] for e in complete],
             **options,
         }
         write_text_atomic(json.dumps(record, indent=2), self.models / STATS_FILE)
-        logger.info("serving the fine-tuned cascade %s", self.models / "model.pt")
         return record
 
     @staticmethod
