@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,9 +28,13 @@ from monai_skinattr.losses import TverskyJaccardLoss
 pytest.importorskip("monailabel")
 requests = pytest.importorskip("requests")
 
+from fastapi import HTTPException  # noqa: E402
 from monailabel.client import MONAILabelClient  # noqa: E402
 
 from monai_skinattr.apps.label import init_app  # noqa: E402
+from monai_skinattr.apps.label.datastore import TATLDatastore  # noqa: E402
+from monai_skinattr.apps.label.infer import TATLCascadeTask  # noqa: E402
+from monai_skinattr.apps.label.strategies import LesionBoxEntropy  # noqa: E402
 from monai_skinattr.apps.label.studies import prepare_studies  # noqa: E402
 from monai_skinattr.apps.label.train import RUNNING_FILE  # noqa: E402
 from monai_skinattr.apps.label.versions import list_versions, restore_version  # noqa: E402
@@ -313,13 +318,81 @@ def test_stock_client_submits_a_label_map_with_its_default_tag(server, tmp_path)
 
 
 def test_activelearning_offers_the_most_uncertain_unlabelled_photo(server):
+    """The scores are computed in the background (again after training): once every unlabelled photo is scored,
+    the answer is the one with the highest entropy under the served cascade."""
     scores = {p.stem: entropy_in_lesion_box(bundle_probabilities(server.bundle, p)) for p in server.unlabelled()}
-    r = requests.post(f"{server.url}/activelearning/entropy", json={}, timeout=120)
-    assert r.status_code == 200, r.text
-    answer = r.json()
+    deadline = time.monotonic() + 120
+    while True:
+        r = requests.post(f"{server.url}/activelearning/entropy", json={}, timeout=30)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["unlabelled"] == len(scores)
+        if answer["scored"] == len(scores):
+            break
+        assert time.monotonic() < deadline, f"{answer['scored']} of {len(scores)} photos scored in 120 s"
+        time.sleep(1)
+    assert json.loads((server.bundle / "models" / "label_entropy.json").read_text())["scores"]  # kept on disk
     assert answer["id"] in scores and answer["entropy"] == pytest.approx(scores[answer["id"]], abs=1e-5)
     assert scores[answer["id"]] == pytest.approx(max(scores.values()), abs=1e-5)
     assert requests.post(f"{server.url}/activelearning/random", json={}, timeout=30).json()["id"] in scores
+
+
+def test_scores_survive_a_restart_and_requests_never_wait_without_limit(server, tmp_path):
+    """In process, on a copy of the served bundle: a new strategy (a restarted server) answers from the scores on
+    disk without a pass; without scores it answers a random photo and says so; new weights discard the scores; a
+    request that cannot get its turn at the cascade within ``max_wait_s`` is answered 503."""
+    bundle = Path(shutil.copytree(server.bundle, tmp_path / "bundle"))  # modification times kept: same checkpoint
+    store = TATLDatastore(server.studies, values=requests.get(f"{server.url}/info/", timeout=30).json()["labels"])
+    cascade = TATLCascadeTask(bundle, conf={}, max_wait_s=0.5)
+    unlabelled = len(store.get_unlabeled_images())
+    answer = LesionBoxEntropy(cascade)({}, store)
+    assert answer["scored"] == answer["unlabelled"] == unlabelled and "entropy" in answer  # no pass: from disk
+    assert not cascade._cache
+
+    (bundle / "models" / "label_entropy.json").unlink()
+    strategy = LesionBoxEntropy(cascade)
+    answer = strategy({}, store)
+    assert answer["strategy"] == "random" and answer["scored"] == 0 and "no entropy score is ready" in answer["reason"]
+    assert strategy.score_pending(store) == unlabelled
+    best = strategy({}, store)
+    assert best["scored"] == unlabelled and best["entropy"] == max(strategy._scores.values())
+    assert best["id"] == requests.post(f"{server.url}/activelearning/entropy", json={}, timeout=30).json()["id"]
+    os.utime(bundle / "models" / "model.pt")  # new weights: every score is stale
+    assert strategy({}, store)["strategy"] == "random"
+
+    labelled = server.photos()[1]  # not in this process's cache
+    with cascade._pass_lock:  # a pass under way that does not end
+        start = time.monotonic()
+        with pytest.raises(HTTPException) as busy:
+            cascade.probabilities(str(labelled))
+    assert busy.value.status_code == 503 and busy.value.detail == "busy: waited 0.5 s for the cascade, try again"
+    assert busy.value.headers == {"Retry-After": "1"} and 0.5 <= time.monotonic() - start < 5
+    assert cascade.probabilities(str(labelled)).shape == (len(MAPS) + 1, *SIZE)
+
+
+def test_info_answers_within_a_second_while_a_cascade_pass_runs(server, tmp_path):
+    """A slow request (a 2400 x 3200 photo uploaded as a PNG) runs in a worker thread: /info keeps answering."""
+    big = tmp_path / "big.png"
+    Image.open(server.photos()[0]).resize((3200, 2400)).save(big)
+    done, status = threading.Event(), []
+
+    def infer() -> None:
+        files = {"file": ("big.png", big.read_bytes())}
+        r = requests.post(f"{server.url}/infer/lesion", params={"output": "image"}, files=files, timeout=300)
+        status.append(r.status_code)
+        done.set()
+
+    worker = threading.Thread(target=infer)
+    worker.start()
+    answered, slowest = 0, 0.0
+    while not done.is_set():
+        start = time.monotonic()
+        assert requests.get(f"{server.url}/info/", timeout=30).status_code == 200
+        slowest = max(slowest, time.monotonic() - start)
+        answered += not done.is_set()
+        time.sleep(0.05)
+    worker.join()
+    assert status == [200] and answered >= 3 and slowest < 1.0, (status, answered, slowest)
 
 
 def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server, tmp_path):

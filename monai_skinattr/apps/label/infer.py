@@ -40,7 +40,10 @@ class TATLCascadeTask(BundleInferTask):
     shared FE encoders).
     :meth:`probabilities` checks the photo, runs the cascade at most once per photo and checkpoint and keeps the most
     recent results (up to ``cache_mb``), so every map of a photo and the active-learning scores share one pass; a
-    new checkpoint (after training) starts new passes.
+    new checkpoint (after training) starts new passes. One pass runs at a time (they use every core); a request
+    answered from the cache never waits for a pass, and one that waits longer than ``max_wait_s`` for its turn is
+    answered ``503`` (with ``Retry-After``), so no request hangs without limit. :meth:`idle` tells background work
+    (the active-learning scores) whether a request is waiting, so requests go first.
 
     .. code-block:: python
 
@@ -52,9 +55,12 @@ class TATLCascadeTask(BundleInferTask):
         bundle: the TATL bundle folder (``configs/inference.json``, ``models/model.pt`` and ``cascade.json``).
         conf: the app's configuration (MONAI Label's ``--conf`` pairs).
         cache_mb: memory for the probabilities of recent photos (a 600 x 450 photo takes 8.6 MB).
+        max_wait_s: the longest a request waits for its turn to run a pass before it is answered 503.
     """
 
-    def __init__(self, bundle: str | Path, conf: Mapping[str, str], cache_mb: float = 1024) -> None:
+    def __init__(
+        self, bundle: str | Path, conf: Mapping[str, str], cache_mb: float = 1024, max_wait_s: float = 60
+    ) -> None:
         super().__init__(
             str(bundle),
             dict(conf),
@@ -72,8 +78,11 @@ class TATLCascadeTask(BundleInferTask):
         self.threshold = float(self.bundle_config.get_parsed_content("threshold"))
         self.amp = bool(self.bundle_config.get_parsed_content("amp"))
         self.cache_bytes = cache_mb * 2**20
+        self.max_wait_s = max_wait_s
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()  # the cache and the count of waiting requests
+        self._pass_lock = threading.Lock()  # one cascade pass at a time
+        self._waiting = 0
 
     def _get_network(self, device: str, data: Mapping | None) -> torch.nn.Module:
         """MONAI Label's network with the served weights, made ready for inference as the bundle's ``network`` is
@@ -96,25 +105,54 @@ class TATLCascadeTask(BundleInferTask):
         stat = os.stat(self.get_path())
         return digest, stat.st_mtime_ns, stat.st_size
 
-    def probabilities(self, image: str | Path, device: str = "cpu") -> torch.Tensor:
-        """The photo's ``(3 + A, H, W)`` probabilities on the CPU (HTTP 404/415/422 for a missing or bad photo)."""
-        if not Path(image).is_file():
-            raise HTTPException(404, f"image file '{image}' does not exist")
-        key = self.key(image)
-        with self._lock:
+    def idle(self) -> bool:
+        """Whether no request waits for a cascade pass."""
+        with self._cache_lock:
+            return self._waiting == 0
+
+    def _cached(self, key: tuple) -> torch.Tensor | None:
+        with self._cache_lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            height, width = check_photo(image)
+        return None
+
+    def probabilities(self, image: str | Path, device: str = "cpu", request: bool = True) -> torch.Tensor:
+        """The photo's ``(3 + A, H, W)`` probabilities on the CPU (HTTP 404/415/422 for a missing or bad photo, 503
+        when a ``request`` waited ``max_wait_s`` for its turn; background work waits as long as it takes)."""
+        if not Path(image).is_file():
+            raise HTTPException(404, f"image file '{image}' does not exist")
+        key = self.key(image)
+        if (probs := self._cached(key)) is not None:
+            return probs
+        height, width = check_photo(image)
+        with self._cache_lock:
+            self._waiting += request
+        try:
+            turn = self._pass_lock.acquire(timeout=self.max_wait_s if request else -1)
+        finally:
+            with self._cache_lock:
+                self._waiting -= request
+        if not turn:
+            retry = f"{max(1, round(self.max_wait_s / 2))}"
+            raise HTTPException(
+                503, f"busy: waited {self.max_wait_s:g} s for the cascade, try again", headers={"Retry-After": retry}
+            )
+        try:
+            if (probs := self._cached(key)) is not None:  # another request ran this photo's pass meanwhile
+                return probs
             logger.info("cascade pass on %s", image)
             _, data = self({"image": str(image), "device": device})
             probs = convert_to_tensor(data[self.output_label_key], track_meta=False).detach().to("cpu", torch.float32)
-            if tuple(probs.shape) != (len(self.channels), height, width):
-                raise RuntimeError(f"the cascade gave {tuple(probs.shape)} for a {height}x{width} photo '{image}'.")
+        finally:
+            self._pass_lock.release()
+        if tuple(probs.shape) != (len(self.channels), height, width):
+            raise RuntimeError(f"the cascade gave {tuple(probs.shape)} for a {height}x{width} photo '{image}'.")
+        with self._cache_lock:
             self._cache[key] = probs
             while len(self._cache) > 1 and sum(p.nbytes for p in self._cache.values()) > self.cache_bytes:
                 self._cache.popitem(last=False)
-            return probs
+        return probs
 
 
 class LabelMapd(MapTransform):

@@ -39,7 +39,8 @@ class TATLLabelApp(MONAILabelApp):
 
     Configuration (``--conf key value``): ``bundle`` — the TATL bundle folder whose ``models/model.pt`` (an assembled
     cascade) is served and replaced by training (required); ``models`` — ``all`` (default) or a comma-separated
-    subset of the maps; ``cache_mb`` — memory for recent cascade passes (default 1024).
+    subset of the maps; ``cache_mb`` — memory for recent cascade passes (default 1024); ``infer_wait_s`` — the longest
+    a request waits for its turn at the cascade before it is answered 503 (default 60).
 
     .. code-block:: bash
 
@@ -89,14 +90,21 @@ class TATLLabelApp(MONAILabelApp):
         )
 
     def init_infers(self) -> dict[str, InferTask]:
-        self.cascade = TATLCascadeTask(self.bundle, self.conf, float(self.conf.get("cache_mb", 1024)))
+        cache_mb, max_wait_s = float(self.conf.get("cache_mb", 1024)), float(self.conf.get("infer_wait_s", 60))
+        self.cascade = TATLCascadeTask(self.bundle, self.conf, cache_mb, max_wait_s)
         return {name: TATLMapTask(self.cascade, name) for name in self.served}
 
     def init_trainers(self) -> dict[str, TrainTask]:
         return {"tatl": TATLTrainTask(self.bundle)}
 
     def init_strategies(self) -> dict[str, Strategy]:
-        return {"entropy": LesionBoxEntropy(self.cascade), "random": Random()}
+        self.entropy = LesionBoxEntropy(self.cascade)
+        return {"entropy": self.entropy, "random": Random()}
+
+    def on_init_complete(self) -> None:
+        """The server is up: the active-learning scores are computed in the background from now on."""
+        super().on_init_complete()
+        self.entropy.start(self.datastore())
 
     def info(self) -> dict[str, Any]:
         """MONAI Label's ``/info``, with ``label_tags``: the tags ``/datastore/label`` accepts and what each means."""

@@ -2,7 +2,8 @@
 MONAI Label's web app (``monailabel.app:app``) answering requests a client got wrong with a 4xx and a message:
 MONAI Label's own not-found and invalid-input errors, which it otherwise answers ``500 Internal Server Error``, and
 ``/infer`` without any image, which it answers 500; and ``GET /train/`` after a restart reports a training the
-restart interrupted (``INTERRUPTED``) instead of 404. Start the server with it:
+restart interrupted (``INTERRUPTED``) instead of 404. ``/infer`` and ``/activelearning`` run in worker threads, so
+one slow request does not stall the others. Start the server with it:
 
 .. code-block:: bash
 
@@ -12,10 +13,16 @@ restart interrupted (``INTERRUPTED``) instead of 404. Start the server with it:
 
 from __future__ import annotations
 
-from fastapi import Request
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from monailabel.app import app
+from monailabel.endpoints import activelearning, infer
 from monailabel.interfaces.exception import (
     ImageNotFoundException,
     LabelNotFoundException,
@@ -61,6 +68,32 @@ async def interrupted_training(request: Request, call_next) -> Response:
     return JSONResponse({**lost[-1], "status": "INTERRUPTED", "details": ["the server stopped during this training"]})
 
 
+def in_worker_thread(endpoint: Callable) -> Callable:
+    """
+    A MONAI Label endpoint declared ``async`` that does all its work synchronously (``/infer``, ``/activelearning``
+    in 0.8.5), as a plain function with the same parameters: FastAPI runs those in its thread pool, so the event loop
+    keeps answering other requests (``/info``, the datastore, other maps) while it works.
+    """
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(endpoint(*args, **kwargs))
+
+    run.__signature__ = inspect.signature(endpoint)  # not functools.wraps: FastAPI would unwrap it to the coroutine
+    run.__name__, run.__doc__ = endpoint.__name__, endpoint.__doc__
+    return run
+
+
+def serve_in_worker_threads(router: APIRouter, endpoint: Callable) -> None:
+    """Replace ``router``'s route of ``endpoint`` by the same route running :func:`in_worker_thread`."""
+    i = next(i for i, r in enumerate(router.routes) if getattr(r, "endpoint", None) is endpoint)
+    old = router.routes[i]
+    path = old.path.removeprefix(router.prefix)
+    router.add_api_route(path, in_worker_thread(endpoint), methods=sorted(old.methods), summary=old.summary)
+    router.routes[i] = router.routes.pop()
+
+
+serve_in_worker_threads(infer.router, infer.api_run_inference)
+serve_in_worker_threads(activelearning.router, activelearning.api_sample)
 app.add_exception_handler(MONAILabelException, monailabel_error)
 app.add_exception_handler(HTTPException, http_error)
 app.middleware("http")(interrupted_training)
