@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
 from monai_skinattr.apps.input_transfer import prepare_splits
-from monai_skinattr.bundles import bundle_dir
+from monai_skinattr.bundles import META_SCHEMA, bundle_dir
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.runner import read_record
 from tests.plan_kill import kill_during, run_command
@@ -144,13 +144,13 @@ def test_test_masks_at_original_size_and_metrics(isic_run):
 def test_zoo_checks_and_torchscript(isic_run, tmp_path):
     work, _ = isic_run
     meta = str(ROOT / "configs" / "metadata.json")
-    bundle("verify_metadata", "--meta_file", meta, "--filepath", str(ROOT.parent / "meta_schema.json"))
+    verify_metadata(meta_file=meta, filepath=str(META_SCHEMA))  # in process, as `python -m monai.bundle` calls it
     infer = str(ROOT / "configs" / "inference.json")
-    bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", infer, "--bundle_root", str(ROOT))
+    verify_net_in_out("network_def", meta, infer, bundle_root=str(ROOT))
     ts = tmp_path / "model.ts"
-    tiny = [x for kv in TINY.items() for x in kv if kv[0] != "--iterations" and kv[0] != "--batch_size"]
-    bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(work / "models" / "model.pt"),
-           "--meta_file", meta, "--config_file", infer, "--bundle_root", str(ROOT), *tiny)  # fmt: skip
+    tiny = {k[2:]: json.loads(v) for k, v in TINY.items() if k not in ("--iterations", "--batch_size")}
+    ckpt_export("network_def", str(ts), ckpt_file=str(work / "models" / "model.pt"), meta_file=meta,
+                config_file=infer, bundle_root=str(ROOT), **tiny)  # fmt: skip
     scripted = torch.jit.load(str(ts))
     x = torch.rand(1, 3, 64, 64)
     assert scripted(x).shape == (1, 2, 64, 64)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser, ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
-from monai_skinattr.bundles import BUNDLES_DIR
+from monai_skinattr.bundles import BUNDLES_DIR, META_SCHEMA
 from monai_skinattr.data import lesion_splits
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.metrics import isic_task1_score
@@ -119,14 +119,13 @@ def test_phases_chain_and_pictures(mobilenet_run):
 
 
 def _zoo_checks(root: Path, train: list[str], models: Path, data: Path, tmp_path: Path) -> None:
-    bundle("verify_metadata", "--meta_file", str(root / "configs" / "metadata.json"),
-           "--filepath", str(BUNDLES / "meta_schema.json"))  # fmt: skip
-    bundle("verify_net_in_out", "network_def", "--meta_file", str(root / "configs" / "metadata.json"),
-           "--config_file", str(root / "configs" / "inference.json"), "--bundle_root", str(root))  # fmt: skip
+    """The model zoo's checks, called in process as ``python -m monai.bundle <check>`` calls them."""
+    meta, infer = str(root / "configs" / "metadata.json"), str(root / "configs" / "inference.json")
+    verify_metadata(meta_file=meta, filepath=str(META_SCHEMA))
+    verify_net_in_out("network_def", meta, infer, bundle_root=str(root))
     ts = tmp_path / "model.ts"
-    bundle("ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(models / "model.pt"),
-           "--meta_file", str(root / "configs" / "metadata.json"),
-           "--config_file", str(root / "configs" / "inference.json"), "--bundle_root", str(root))  # fmt: skip
+    ckpt_export("network_def", str(ts), ckpt_file=str(models / "model.pt"), meta_file=meta, config_file=infer,
+                bundle_root=str(root))  # fmt: skip
     parser = ConfigParser()
     parser.read_config(str(root / "configs" / "inference.json"))
     parser["bundle_root"] = str(root)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 from isic_challenge_scoring import task2
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
 from monai_skinattr.apps.tatl import split_datalists
-from monai_skinattr.bundles import bundle_dir
+from monai_skinattr.bundles import META_SCHEMA, bundle_dir
 from monai_skinattr.data import ATTRIBUTES, isic_datalist, synthetic
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.runner import read_record
@@ -203,14 +203,9 @@ def test_checkpoints_and_cascade_layout(tatl_run):
 def test_zoo_checks(tatl_run, tmp_path):
     run, data, _ = tatl_run
     models = str(run / "models")
-    schema = str(BUNDLE.parent / "meta_schema.json")
-    bundle("verify_metadata", "--meta_file", str(CONFIGS / "metadata.json"), "--filepath", schema)
-    bundle(
-        "verify_net_in_out", "network_def",
-        "--meta_file", str(CONFIGS / "metadata.json"),
-        "--config_file", str(CONFIGS / "inference.json"),
-        "--bundle_root", str(BUNDLE), "--models_dir", models, "--any", "48",
-    )  # fmt: skip
+    meta, infer = str(CONFIGS / "metadata.json"), str(CONFIGS / "inference.json")
+    verify_metadata(meta_file=meta, filepath=str(META_SCHEMA))  # what `python -m monai.bundle verify_metadata` calls
+    verify_net_in_out("network_def", meta, infer, any=48, bundle_root=str(BUNDLE), models_dir=models)
     overrides = {
         "bundle_root": str(BUNDLE),
         "dataset_dir": str(data),
