@@ -7,7 +7,8 @@ script copies the TATL bundle and those models to a temporary folder, writes a s
 starts ``monailabel start_server`` on 127.0.0.1, waits until the background active-learning scores are ready (so
 the server is otherwise idle), then uploads synthetic photos that are not in the studies (``POST /infer/lesion``
 with ``file``: each request is a full cascade pass): first one client, one request at a time; then ``--clients``
-clients at once. While each phase runs, a probe asks ``/info/`` every 0.2 s. Prints one Markdown table.
+clients at once. While each phase runs, a probe asks ``/info/`` every ``--probe_s`` seconds. Prints one Markdown
+table.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def wait_until_scored(url: str, process: subprocess.Popen, timeout: float = 900)
     raise TimeoutError(f"the server was not ready in {timeout} s")
 
 
-def phase(url: str, photos: list[Path], clients: int) -> dict:
+def phase(url: str, photos: list[Path], clients: int, probe_s: float) -> dict:
     """Every photo uploaded once, by ``clients`` clients at once; latencies, answers and the /info probe's worst."""
     latencies, statuses, probe, done = [], [], [], threading.Event()
 
@@ -80,7 +81,7 @@ def phase(url: str, photos: list[Path], clients: int) -> dict:
             start = time.monotonic()
             requests.get(f"{url}/info/", timeout=600)
             probe.append(time.monotonic() - start)
-            done.wait(0.2)
+            done.wait(probe_s)
 
     prober = threading.Thread(target=ask_info)
     prober.start()
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=5, help="requests per client in the concurrent phase")
     parser.add_argument("--size", type=int, nargs=2, default=[450, 600], help="photo height and width")
+    parser.add_argument("--probe_s", type=float, default=1.0, help="seconds between two /info/ requests")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,14 +122,15 @@ def main() -> None:
         process, url = start_server(root, bundle, studies)
         try:
             wait_until_scored(url, process)
-            rows = [phase(url, photos[: args.requests], 1), phase(url, photos[args.requests :], args.clients)]
+            first, rest = photos[: args.requests], photos[args.requests :]
+            rows = [phase(url, first, 1, args.probe_s), phase(url, rest, args.clients, args.probe_s)]
         finally:
             os.kill(process.pid, signal.SIGTERM)
             process.wait(timeout=60)
 
     print(header(("torch", "monai", "monailabel")))
     print(f"- photos {args.size[0]} x {args.size[1]} (synthetic JPEGs), each uploaded once: a cascade pass per request")
-    print(f"- cascade: {args.models}\n")
+    print(f"- cascade: {args.models}; /info/ asked every {args.probe_s:g} s\n")
     print("| clients | requests | median latency (s) | max latency (s) | wall (s) | slowest /info (s) | errors |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -361,10 +361,12 @@ def test_scores_survive_a_restart_and_requests_never_wait_without_limit(server, 
     assert strategy({}, store)["strategy"] == "random"
 
     labelled = server.photos()[1]  # not in this process's cache
-    with cascade._pass_lock:  # a pass under way that does not end
-        start = time.monotonic()
-        with pytest.raises(HTTPException) as busy:
-            cascade.probabilities(str(labelled))
+    running = threading.Event()
+    cascade._passes.submit(running.wait)  # a pass under way that does not end
+    start = time.monotonic()
+    with pytest.raises(HTTPException) as busy:
+        cascade.probabilities(str(labelled))
+    running.set()
     assert busy.value.status_code == 503 and busy.value.detail == "busy: waited 0.5 s for the cascade, try again"
     assert busy.value.headers == {"Retry-After": "1"} and 0.5 <= time.monotonic() - start < 5
     assert cascade.probabilities(str(labelled)).shape == (len(MAPS) + 1, *SIZE)

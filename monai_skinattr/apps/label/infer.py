@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import os
@@ -40,10 +41,11 @@ class TATLCascadeTask(BundleInferTask):
     shared FE encoders).
     :meth:`probabilities` checks the photo, runs the cascade at most once per photo and checkpoint and keeps the most
     recent results (up to ``cache_mb``), so every map of a photo and the active-learning scores share one pass; a
-    new checkpoint (after training) starts new passes. One pass runs at a time (they use every core); a request
-    answered from the cache never waits for a pass, and one that waits longer than ``max_wait_s`` for its turn is
-    answered ``503`` (with ``Retry-After``), so no request hangs without limit. :meth:`idle` tells background work
-    (the active-learning scores) whether a request is waiting, so requests go first.
+    new checkpoint (after training) starts new passes. The passes run one at a time in one thread (each uses every
+    core); a request answered from the cache never waits for a pass, and one whose pass has not started within
+    ``max_wait_s`` is answered ``503`` (with ``Retry-After``) and its pass dropped, so no request hangs without limit.
+    :meth:`idle` tells background work (the active-learning scores) whether a request is waiting, so requests go
+    first.
 
     .. code-block:: python
 
@@ -81,7 +83,9 @@ class TATLCascadeTask(BundleInferTask):
         self.max_wait_s = max_wait_s
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._cache_lock = threading.Lock()  # the cache and the count of waiting requests
-        self._pass_lock = threading.Lock()  # one cascade pass at a time
+        # every pass in one thread, one at a time: each uses every core, and PyTorch's CPU thread team is reused
+        # (called from many threads at once, it oversubscribes the cores and every pass slows down)
+        self._passes = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tatl-cascade")
         self._waiting = 0
 
     def _get_network(self, device: str, data: Mapping | None) -> torch.nn.Module:
@@ -119,35 +123,45 @@ class TATLCascadeTask(BundleInferTask):
 
     def probabilities(self, image: str | Path, device: str = "cpu", request: bool = True) -> torch.Tensor:
         """The photo's ``(3 + A, H, W)`` probabilities on the CPU (HTTP 404/415/422 for a missing or bad photo, 503
-        when a ``request`` waited ``max_wait_s`` for its turn; background work waits as long as it takes)."""
+        when a ``request``'s pass did not start within ``max_wait_s``; background work waits as long as it takes)."""
         if not Path(image).is_file():
             raise HTTPException(404, f"image file '{image}' does not exist")
         key = self.key(image)
         if (probs := self._cached(key)) is not None:
             return probs
-        height, width = check_photo(image)
+        size = check_photo(image)
         with self._cache_lock:
             self._waiting += request
         try:
-            turn = self._pass_lock.acquire(timeout=self.max_wait_s if request else -1)
+            turn = self._passes.submit(self._pass, image, key, size, device)
+            try:
+                return turn.result(timeout=self.max_wait_s if request else None)
+            except concurrent.futures.TimeoutError:
+                if not turn.cancel():  # it has started: its result is one pass away
+                    return turn.result()
         finally:
             with self._cache_lock:
                 self._waiting -= request
-        if not turn:
-            retry = f"{max(1, round(self.max_wait_s / 2))}"
-            raise HTTPException(
-                503, f"busy: waited {self.max_wait_s:g} s for the cascade, try again", headers={"Retry-After": retry}
-            )
-        try:
-            if (probs := self._cached(key)) is not None:  # another request ran this photo's pass meanwhile
-                return probs
-            logger.info("cascade pass on %s", image)
-            _, data = self({"image": str(image), "device": device})
-            probs = convert_to_tensor(data[self.output_label_key], track_meta=False).detach().to("cpu", torch.float32)
-        finally:
-            self._pass_lock.release()
-        if tuple(probs.shape) != (len(self.channels), height, width):
-            raise RuntimeError(f"the cascade gave {tuple(probs.shape)} for a {height}x{width} photo '{image}'.")
+        retry = f"{max(1, round(self.max_wait_s / 2))}"
+        raise HTTPException(
+            503, f"busy: waited {self.max_wait_s:g} s for the cascade, try again", headers={"Retry-After": retry}
+        )
+
+    def in_pass_thread(self, fn: Callable, *args: Any) -> Any:
+        """``fn(*args)`` in the passes' thread, after the passes queued before it. Other PyTorch work of the server
+        (the active-learning scores) runs there too: a second thread that runs PyTorch's CPU kernels slows every
+        pass by about a third on two cores (two OpenMP thread teams on the same cores)."""
+        return self._passes.submit(fn, *args).result()
+
+    def _pass(self, image: str | Path, key: tuple, size: tuple[int, int], device: str) -> torch.Tensor:
+        """One cascade pass, in the passes' one thread; the cache first (another request may have run this photo)."""
+        if (probs := self._cached(key)) is not None:
+            return probs
+        logger.info("cascade pass on %s", image)
+        _, data = self({"image": str(image), "device": device})
+        probs = convert_to_tensor(data[self.output_label_key], track_meta=False).detach().to("cpu", torch.float32)
+        if tuple(probs.shape) != (len(self.channels), *size):
+            raise RuntimeError(f"the cascade gave {tuple(probs.shape)} for a {size[0]}x{size[1]} photo '{image}'.")
         with self._cache_lock:
             self._cache[key] = probs
             while len(self._cache) > 1 and sum(p.nbytes for p in self._cache.values()) > self.cache_bytes:

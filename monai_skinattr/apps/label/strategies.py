@@ -124,7 +124,7 @@ class LesionBoxEntropy(Strategy):
             try:
                 key, checkpoint = self._photo_key(path), self._current_checkpoint()
                 probs = self.cascade.probabilities(path, name_to_device(None), request=False)
-                score = lesion_box_entropy(probs, self.cascade.threshold)
+                score = self.cascade.in_pass_thread(lesion_box_entropy, probs, self.cascade.threshold)
             except (OSError, HTTPException) as e:
                 logger.warning("active learning skips '%s': %s", image_id, getattr(e, "detail", e))
                 continue
