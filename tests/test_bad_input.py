@@ -290,6 +290,8 @@ def test_tatl_pipeline_settings_are_refused_before_any_work(tmp_path, monkeypatc
                                                       "lesion grid (lesion_size [128, 160])."),
         ({"fold": 5}, "'fold' must be an integer from 0 to 4 (num_folds 5), got 5."),
         ({"crop": "maybe"}, "'crop' must be true or false (or 1 / 0), got 'maybe'."),
+        ({"freeze_encoder": "true"}, "'freeze_encoder' applies to stage 3 only (train_attribute.json, TATL's FE): "
+                                     "the Segment-Net and the union segmenters always train their encoders."),
     ],
 )  # fmt: skip
 def test_tatl_stage_settings_are_refused_before_any_work(tmp_path, overrides, message):

@@ -409,3 +409,23 @@ def test_synthetic_data_made_with_other_settings_is_refused(tmp_path):
     assert prepare_dataset(own, own, {"n": 3, "size": (32, 32)}) == str(own)
     with pytest.raises(DatasetLayoutError, match=r"made with other settings: n=3 \(asked 4\), size=\[32, 32\]"):
         prepare_dataset(own, own, {"n": 4, "size": [48, 48], "seed": 0})
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_encoder_reaches_stage_3_only(freeze):
+    """TATL (FE) as the pipeline passes it on: the attribute segmenters (stage 3) train with their encoders frozen,
+    the Segment-Net and the union segmenters (stages 1 and 2) with theirs trained; each run's own configs resolve
+    ``frozen`` so, and its settings check passes."""
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")])
+    parser.update({"bundle_root": str(CONFIGS.parent), "freeze_encoder": freeze, "archs": ["unet"]})
+    trained = [run for run in parser.get_parsed_content("plan").runs if run.configs[-1].startswith("train_")]
+    assert {run.configs[-1] for run in trained} == {"train_lesion.json", "train_union.json", "train_attribute.json"}
+    for run in trained:
+        stage = ConfigParser()
+        stage.read_config([str(CONFIGS / c) for c in run.configs])
+        stage.update({"bundle_root": str(CONFIGS.parent), **run.overrides})
+        stage.get_parsed_content("checked_settings")
+        frozen = stage.get_parsed_content("frozen")
+        assert frozen is (freeze and run.configs[-1] == "train_attribute.json"), run.name
+        assert ("freeze_encoder" in run.overrides) is (run.configs[-1] == "train_attribute.json"), run.name

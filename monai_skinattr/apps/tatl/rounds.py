@@ -12,6 +12,8 @@ __all__ = ["SWITCHES", "round_runs", "run_label"]
 
 #: switches of the TATL configs, turned into booleans before they are recorded (``"false"`` from the command line)
 SWITCHES = ("crop", "use_predicted_lesion", "augment", "freeze_encoder", "make_synthetic")
+#: settings only the stage-3 runs get: TATL's FE freezes the attribute segmenters' encoders, nothing else
+STAGE3_ONLY = ("freeze_encoder",)
 
 
 def run_label(stages: Sequence[int], overrides: Mapping | None = None) -> str:
@@ -67,7 +69,8 @@ def round_runs(
         fold: the scored fold.
         attributes: the dataset's attributes (one stage-3 run each per shape).
         epochs: maximum epochs per stage, ``{"lesion", "union", "attribute"}``.
-        overrides: config values for every run (``dataset_dir``, switches...); ``archs`` and ``crop`` are required.
+        overrides: config values for every run (``dataset_dir``, switches...), except ``freeze_encoder``, which
+            only the stage-3 runs get; ``archs`` and ``crop`` are required.
         stages: TATL stages to run (must include 3); ``1`` absent: no crop (whole images); ``2`` absent: stage 3
             starts from the encoder weights instead of the union network.
         prefix: put before every run name (the variant and fold of an experiment).
@@ -78,7 +81,9 @@ def round_runs(
     given = {k: (as_bool(v, k) if k in SWITCHES else v) for k, v in overrides.items() if v is not None}
     crop = 1 in stages and given["crop"]
     archs = list(given["archs"])
-    common = {**given, "fold": fold, "models_dir": str(Path(run_dir) / "models"), "output_dir": f"{run_dir}/eval"}
+    stage3 = {k: given[k] for k in STAGE3_ONLY if k in given}  # FE/NF: the attribute segmenters' encoders only
+    common = {k: v for k, v in given.items() if k not in STAGE3_ONLY}
+    common.update(fold=fold, models_dir=str(Path(run_dir) / "models"), output_dir=f"{run_dir}/eval")
     runs: list[BundleRun] = []
 
     def add(name: str, configs: Sequence[str], **values: object) -> None:  # needs the round's runs before it
@@ -96,6 +101,7 @@ def round_runs(
     for name in attributes:
         for arch in archs:
             values = {"arch": arch, "attribute": name, "from_union": 2 in stages, "max_epochs": epochs["attribute"]}
+            values.update(stage3)
             add(f"attribute/{name}/{arch}", ["train_attribute.json"], **values, crop=crop)
     add("assemble", ["assemble.json"], crop=crop, output_dir=None)
     label = run_label(stages, given)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from monai_skinattr.config import as_index, as_size, check_switches
+from monai_skinattr.config import as_bool, as_index, as_size, check_switches
 
 from .experiments import grid_offset
 
@@ -39,6 +39,7 @@ def check_settings(
     offset: object = None,
     paper_offset: object = None,
     fold_name: str = "fold",
+    encoder_freezable: bool = True,
 ) -> None:
     """
     Refuse, before any data or model is touched, a TATL setting that cannot be honoured exactly: ``spatial_size``
@@ -46,6 +47,8 @@ def check_settings(
     lesion-box ``offset`` on the lesion grid or the experiments' ``paper_offset`` (pixels of TATL's 384-row grid,
     scaled to ``lesion_size``; :func:`check_offset`), each of ``folds`` against ``num_folds`` (``fold_name``: the
     setting that holds them), and every switch of ``switches`` (:func:`~monai_skinattr.config.check_switches`).
+    ``freeze_encoder`` on where the encoder is not ``encoder_freezable`` is refused too: TATL's FE freezes the
+    attribute segmenters' encoders (stage 3) only; the Segment-Net and the union segmenters always train theirs.
 
     .. code-block:: python
 
@@ -65,3 +68,8 @@ def check_settings(
     for fold in folds:
         as_index(fold, fold_name, num_folds, "num_folds")
     check_switches(switches)
+    if not encoder_freezable and as_bool(switches.get("freeze_encoder", False), "freeze_encoder"):
+        raise ValueError(
+            "'freeze_encoder' applies to stage 3 only (train_attribute.json, TATL's FE): the Segment-Net and the "
+            "union segmenters always train their encoders."
+        )
