@@ -77,7 +77,7 @@ def study_command(workdir: Path, data: Path) -> list[str]:
             "--repeats", "1", "--spatial_size", "[32, 32]", "--batch_size", "8", "--num_workers", "0",
             "--network_options", json.dumps(UNET), "--make_synthetic", "true",
             "--dataset_dirs", json.dumps({"acdc": str(data / "acdc")}),
-            "--overrides#synthetic", json.dumps({"n": 5, "size": [48, 48, 6], "seed": 0}),
+            "--overrides#synthetic", json.dumps({"n": 5, "size": [48, 48, 6], "seed": 0}), "--schemes", '["simple"]',
             "--pretrain_overrides", json.dumps(pretrain)]  # fmt: skip
 
 
@@ -87,18 +87,20 @@ def test_study_killed_and_resumed_gives_the_same_tables(tmp_path, monkeypatch):
     expected = run_command(study_command(whole, data)).stdout
     runs = list(read_record(whole))
     assert runs == [
-        "pretrain/unet", "robustness/acdc/unet/decoder",
-        "downstream/acdc/unet/decoder/epoch000/run0/train", "downstream/acdc/unet/decoder/epoch000/run0/evaluate",
-        "downstream/acdc/unet/decoder/epoch001/run0/train", "downstream/acdc/unet/decoder/epoch001/run0/evaluate",
+        "pretrain/unet/simple",
+        "downstream/acdc/unet/decoder/random/run0/train", "downstream/acdc/unet/decoder/random/run0/evaluate",
+        "robustness/acdc/unet/decoder/simple",
+        "downstream/acdc/unet/decoder/simple/epoch001/run0/train",
+        "downstream/acdc/unet/decoder/simple/epoch001/run0/evaluate",
     ]  # fmt: skip
     kill_during(study_command(killed, data), killed, runs[4])
-    first = killed / "runs" / "acdc" / "unet" / "decoder" / "epoch000" / "run0" / "models" / "model.pt"
+    first = killed / "runs" / "acdc" / "unet" / "decoder" / "random" / "run0" / "models" / "model.pt"
     stamp = first.stat().st_mtime_ns
     log = run_command(study_command(killed, data)).stdout
     for name in runs[:4]:
         assert f"{name}: finished before with the same settings, skipped" in log, name
     assert f"{runs[4]}: resuming from its last checkpoint" in log
-    encoders = killed / "pretrain" / "unet"
+    encoders = killed / "pretrain" / "unet_simple"
     assert sorted(p.name for p in encoders.glob("encoder_epoch*.pt")) == ["encoder_epoch000.pt", "encoder_epoch001.pt"]
     first_state, last_state = (torch.load(checkpoint_path(encoders, e), weights_only=True) for e in (0, 1))
     thesis_network("unet", out_channels=4, **UNET).encoder.load_state_dict(last_state)
@@ -110,13 +112,13 @@ def test_study_killed_and_resumed_gives_the_same_tables(tmp_path, monkeypatch):
         assert (killed / "tables" / name).read_text() == (whole / "tables" / name).read_text(), name
     for row in (killed / "tables" / "tables_2_9_2_10.md").read_text().splitlines()[-3:]:
         assert row in log and row in expected  # the printed table
-    assert "| dataset | network | mode | best Dice | at epoch | worst / best |" in log
-    assert "| acdc | unet | decoder |" in log
-    entry = json.loads((killed / "tables" / "table_4_1.json").read_text())["acdc/unet/decoder"]
+    assert "| dataset | network | mode | scheme | best Dice | at epoch | worst / best |" in log
+    assert "| acdc | unet | decoder | simple |" in log
+    entry = json.loads((killed / "tables" / "table_4_1.json").read_text())["acdc/unet/decoder/simple"]
     assert entry["epochs"] == [0, 1] and len(entry["robustness"]) == 2
     best = max(entry["dice_mean"])
     for name, epoch in entry["chosen_epoch"].items():
         expected_tis = entry["dice_mean"][entry["epochs"].index(epoch)] / best if best else 0.0
         assert entry["tis"][name] == pytest.approx(expected_tis), name
     assert entry["chosen_epoch"]["no pretraining"] == 0 and entry["chosen_epoch"]["last checkpoint"] == 1
-    assert (killed / "tables" / "dice_robustness_acdc_unet_decoder.png").stat().st_size > 1000
+    assert (killed / "tables" / "dice_robustness_acdc_unet_decoder_simple.png").stat().st_size > 1000

@@ -49,8 +49,8 @@ def pretraining_transforms(scheme: str, size: int = 224, train: bool = True) -> 
     Per-image preprocessing of the classification data, with torchvision's transforms through MONAI's
     ``TorchVisiond``: training ``"simple"`` = random resized crop + horizontal flip; ``"advanced"`` adds
     RandAugment (2 ops, magnitude 9) and random erasing (p 0.25), the DeiT recipe (mixup / CutMix act on batches:
-    :class:`MixUpCutMix`); evaluation = resize to ``size·256/224`` and centre crop. Every image is read as RGB
-    (grey ones repeated, as ImageNet's few grey JPEGs); ImageNet mean/std normalisation last.
+    :class:`MixUpCutMix`); evaluation = resize the shorter side to ``size`` and centre crop (thesis §2.2.2). Every
+    image is read as RGB (grey ones repeated, as ImageNet's few grey JPEGs); ImageNet mean/std normalisation last.
 
     .. code-block:: python
 
@@ -73,7 +73,7 @@ def pretraining_transforms(scheme: str, size: int = 224, train: bool = True) -> 
             out.append(TorchVisiond("image", "RandAugment", num_ops=2, magnitude=9))
     else:
         out += [
-            TorchVisiond("image", "Resize", size=round(size * 256 / 224), antialias=True),
+            TorchVisiond("image", "Resize", size=size, antialias=True),
             TorchVisiond("image", "CenterCrop", size=size),
         ]
     out.append(ScaleIntensityRanged("image", a_min=0, a_max=255, b_min=0.0, b_max=1.0))
