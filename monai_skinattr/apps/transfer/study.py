@@ -199,7 +199,9 @@ def study_tables(
     — the thesis disregards the random init for online selection and leaves offline open —, online robustness, the
     last checkpoint and no pretraining), each per dataset × network × mode × pretraining scheme (the random init
     and that scheme's checkpoints), in ``<workdir>/tables/{tables_2_9_2_10,table_4_1}.{md,csv,json}``, plus
-    ``dice_robustness_<dataset>_<network>_<mode>_<scheme>.png``.
+    ``dice_robustness_<dataset>_<network>_<mode>_<scheme>.png``; and Table 4.1 as published (a row per selection,
+    the mean TIS over networks and schemes per dataset and mode, 4.1a, and over datasets and schemes per network and
+    mode, 4.1b) in ``table_4_1a`` and ``table_4_1b``.
 
     .. code-block:: python
 
@@ -270,4 +272,38 @@ def study_tables(
     md += "\n" + markdown_table(header_41, rows_41, f"Table 4.1: {what}", text_columns=4)
     write_table(out, "tables_2_9_2_10", markdown_table(header_29, rows_29, what, 4), header_29, rows_29, data)
     write_table(out, "table_4_1", markdown_table(header_41, rows_41, what, 4), header_41, rows_41, data)
+    for part, axis, averaged in (("a", datasets, "networks"), ("b", networks, "datasets")):
+        header, rows = _table_4_1_published(data, axis, modes, 0 if part == "a" else 1)
+        caption = f"Table 4.1{part}: TIS averaged over {averaged} and pretraining schemes ({what})"
+        md += "\n" + markdown_table(header, rows, caption, text_columns=1)
+        write_table(out, f"table_4_1{part}", markdown_table(header, rows, caption, 1), header, rows, {})
     return md
+
+
+#: Table 4.1's rows as the thesis names them, from the selections :func:`study_tables` scores
+PUBLISHED_ROWS = {
+    "offline robustness": "robustness (offline)",
+    "offline robustness w/o random init": "robustness (offline, w/o random init)",
+    "online robustness": "robustness (online)",
+    "last checkpoint": "ImageNet accuracy (full pretraining)",
+    "no pretraining": "no pretraining",
+}
+
+
+def _table_4_1_published(
+    data: Mapping[str, Mapping], axis: Sequence[str], modes: Sequence[str], position: int
+) -> tuple[list[str], list[list[str]]]:
+    """Table 4.1 as the thesis lays it out: a row per selection, a column per ``axis`` entry (dataset: 4.1a,
+    ``position`` 0; network: 4.1b, ``position`` 1) and mode, each the mean TIS over the other entries and schemes."""
+    header = ["selection", *(f"{x} {m}" for x in axis for m in modes)]
+    rows = []
+    for method, shown in PUBLISHED_ROWS.items():
+        row = [shown]
+        for x in axis:
+            for mode in modes:
+                tis = [
+                    e["tis"][method] for k, e in data.items() if k.split("/")[position] == x and k.split("/")[2] == mode
+                ]
+                row.append(f"{np.mean(tis):.3f}")
+        rows.append(row)
+    return header, rows
