@@ -165,3 +165,12 @@ def test_passed_through_stages_are_untouched(variant):
 def test_bad_switches(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EffFormerISCF(**{**SMALL, **kwargs})
+
+
+def test_iscf_costs_its_parameters_over_concatenation():
+    """What ISCF adds to plain skip concatenation in the default network (the bundle README's lineage table): the
+    authors' context bridge has parameters, whatever a loose summary says; pinned per part."""
+    iscf, concat = EffFormerISCF(), EffFormerISCF(skip="concat")
+    assert _params(iscf) - _params(concat) == 3_349_468 == _params(iscf.decoder.iscf)
+    parts = {name: _params(module) for name, module in iscf.decoder.iscf.named_children()}
+    assert parts == {"maps": 493_056, "attns": 2_363_904, "back": 492_480, "excite": 24, "merge": 4}
