@@ -90,6 +90,10 @@ def test_tables_have_a_row_per_scheme_and_share_the_random_initialisation(tmp_pa
         )
         assert "| no pretraining | 0.590 |" in table
     assert "| selection | acdc decoder |" in text and "| selection | unet decoder |" in text
+    # Tables 2.9 / 2.10 as published: over Θ = the random init and both schemes' encoders
+    assert "| dataset | unet decoder |" in text
+    assert "| acdc | 0.900 |" in (tmp_path / "tables" / "table_2_9.md").read_text()
+    assert "| acdc | 0.556 |" in (tmp_path / "tables" / "table_2_10.md").read_text()  # 0.5 / 0.9
 
 
 @pytest.mark.parametrize(

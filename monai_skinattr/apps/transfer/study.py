@@ -199,7 +199,9 @@ def study_tables(
     — the thesis disregards the random init for online selection and leaves offline open —, online robustness, the
     last checkpoint and no pretraining), each per dataset × network × mode × pretraining scheme (the random init
     and that scheme's checkpoints), in ``<workdir>/tables/{tables_2_9_2_10,table_4_1}.{md,csv,json}``, plus
-    ``dice_robustness_<dataset>_<network>_<mode>_<scheme>.png``; and Table 4.1 as published (a row per selection,
+    ``dice_robustness_<dataset>_<network>_<mode>_<scheme>.png``; Tables 2.9 and 2.10 as published (a row per
+    dataset, a column per network and mode, over every initialisation of every scheme) in ``table_2_9`` and
+    ``table_2_10``; and Table 4.1 as published (a row per selection,
     the mean TIS over networks and schemes per dataset and mode, 4.1a, and over datasets and schemes per network and
     mode, 4.1b) in ``table_4_1a`` and ``table_4_1b``.
 
@@ -272,12 +274,38 @@ def study_tables(
     md += "\n" + markdown_table(header_41, rows_41, f"Table 4.1: {what}", text_columns=4)
     write_table(out, "tables_2_9_2_10", markdown_table(header_29, rows_29, what, 4), header_29, rows_29, data)
     write_table(out, "table_4_1", markdown_table(header_41, rows_41, what, 4), header_41, rows_41, data)
+    for name, header, rows, caption in _tables_2_9_2_10_published(data, datasets, networks, modes, what):
+        md += "\n" + markdown_table(header, rows, caption, text_columns=1)
+        write_table(out, name, markdown_table(header, rows, caption, 1), header, rows, {})
     for part, axis, averaged in (("a", datasets, "networks"), ("b", networks, "datasets")):
         header, rows = _table_4_1_published(data, axis, modes, 0 if part == "a" else 1)
         caption = f"Table 4.1{part}: TIS averaged over {averaged} and pretraining schemes ({what})"
         md += "\n" + markdown_table(header, rows, caption, text_columns=1)
         write_table(out, f"table_4_1{part}", markdown_table(header, rows, caption, 1), header, rows, {})
     return md
+
+
+def _tables_2_9_2_10_published(
+    data: Mapping[str, Mapping], datasets: Sequence[str], networks: Sequence[str], modes: Sequence[str], what: str
+) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """Tables 2.9 and 2.10 as the thesis lays them out: a row per dataset, a column per network and mode; the best
+    mean Dice over every initialisation of every scheme (Θ), and the ratio of the worst to the best."""
+    header = ["dataset", *(f"{n} {m}" for n in networks for m in modes)]
+    best, ratio = [], []
+    for dataset in datasets:
+        row_best, row_ratio = [dataset], [dataset]
+        for network in networks:
+            for mode in modes:
+                entries = [e for k, e in data.items() if k.split("/")[:3] == [dataset, network, mode]]
+                dice = [entries[0]["dice_mean"][0]] + [d for e in entries for d in e["dice_mean"][1:]]  # one random
+                row_best.append(f"{max(dice):.3f}")
+                row_ratio.append(f"{min(dice) / max(dice):.3f}")
+        best.append(row_best)
+        ratio.append(row_ratio)
+    return [
+        ("table_2_9", header, best, f"Table 2.9: best mean test Dice over every initialisation ({what})"),
+        ("table_2_10", header, ratio, f"Table 2.10: worst / best mean test Dice over every initialisation ({what})"),
+    ]
 
 
 #: Table 4.1's rows as the thesis names them, from the selections :func:`study_tables` scores
