@@ -214,7 +214,7 @@ def init_weights(module: nn.Module, scheme: str = "he") -> nn.Module:
       N(0, 2 / fan_in) (``kaiming_normal_``, fan-in, ReLU gain).
     - ``"swin"`` (Swin U-Net): linear weights from a normal of std 0.02 truncated to [-2, 2] (``trunc_normal_``);
       convolutions (the patch embedding and the 1x1 output projection) from N(0, 1 / (3 fan_in)), i.e. the thesis'
-      Eq. 2.1 with gamma = 1/3.
+      Eq. 2.1 with gamma = 1/3. (``SwinUNet`` then gives its final patch expanding, a linear layer, the same.)
 
     .. code-block:: python
 

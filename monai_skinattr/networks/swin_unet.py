@@ -189,6 +189,9 @@ class SwinUNet(EncoderDecoder):
         decoder = _SwinDecoder(encoder.out_channels, depths, num_heads, window_size, drop_path)
         super().__init__(encoder, decoder, nn.Conv2d(embed_dim, out_channels, kernel_size=1, bias=False))
         init_weights(self, "swin")
+        # thesis §2.1: the final patch expanding, like the patch embedding, from N(0, 1 / (3 fan_in)) (Eq. 2.1,
+        # gamma 1/3), not the truncated normal of the other linear layers
+        nn.init.kaiming_normal_(decoder.final.linear.weight, a=5**0.5, mode="fan_in", nonlinearity="leaky_relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 32 != 0 or x.shape[-2] % 32 != 0:

@@ -178,6 +178,9 @@ def test_constructors_apply_the_thesis_init(name):
     if name == "swin":
         big = net.encoder.stages[-1].blocks[0].mlp.linear1
         torch.testing.assert_close(big.weight.std(), torch.tensor(0.02), rtol=0.05, atol=0)
+        final = net.decoder.final.linear.weight  # §2.1: the final patch expanding as the patch embedding, gamma 1/3
+        expected = (1 / (3 * final.shape[1])) ** 0.5
+        torch.testing.assert_close(final.std(), torch.tensor(expected), rtol=0.05, atol=0)
     else:
         big = max((m for m in layers if isinstance(m, nn.Conv2d)), key=lambda m: m.weight.numel())
         fan_in = big.weight[0].numel()
