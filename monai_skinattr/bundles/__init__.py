@@ -21,9 +21,10 @@ import argparse
 import filecmp
 import json
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from monai_skinattr.utils.io import staged_folder
 
 __all__ = [
     "BUNDLES_DIR",
@@ -88,17 +89,12 @@ def init_bundle(name: str, bundle_root: str | Path) -> Path:
             return out  # an earlier copy, unchanged: its runs' outputs are kept
         what = f"a copy of '{name}' that differs in {changed[:5]}" if changed else "not an empty folder"
         raise FileExistsError(f"'{out}' exists and is {what}; the bundle is copied into a new or empty folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
+    with staged_folder(out) as staged:
         for item in BUNDLE_FILES:
             if (source / item).is_dir():
-                shutil.copytree(source / item, Path(tmp) / item, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(source / item, staged / item, ignore=shutil.ignore_patterns("__pycache__"))
             else:
-                shutil.copy2(source / item, Path(tmp) / item)
-        if out.exists():
-            out.rmdir()
-        Path(tmp).rename(out)
-        Path(tmp).mkdir()  # for TemporaryDirectory's clean-up
+                shutil.copy2(source / item, staged / item)
     return out
 
 

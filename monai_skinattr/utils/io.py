@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -14,11 +17,13 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "file_sha256",
     "markdown_table",
     "read_metrics_csv",
     "remove_partials",
     "save_image_atomic",
     "save_nifti_atomic",
+    "staged_folder",
     "write_bytes_atomic",
     "write_table",
     "write_text_atomic",
@@ -81,6 +86,34 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> None:
     tmp = _tmp(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+@contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """
+    A folder written whole or not at all: the block fills an empty folder under a temporary name beside ``path``,
+    which is renamed to ``path`` (replacing an empty folder there) when the block ends, and removed if it fails.
+
+    .. code-block:: python
+
+        with staged_folder("studies") as staged:
+            (staged / "notes.txt").write_text("...")  # studies/notes.txt once the block is done
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
+        staged = Path(tmp) / out.name
+        staged.mkdir()
+        yield staged
+        if out.exists():
+            out.rmdir()
+        staged.rename(out)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file at ``path``, hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_table(

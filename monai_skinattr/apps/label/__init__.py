@@ -17,8 +17,9 @@ needs the ``label`` extra (``pip install monai_skinattr[label]``) and serves a l
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
+
+from monai_skinattr.utils.io import staged_folder
 
 __all__ = ["APP_DIR", "init_app"]
 
@@ -40,11 +41,6 @@ def init_app(app_dir: str | Path) -> Path:
     out = Path(app_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"'{out}' exists and is not an empty folder; the app folder is written to a new one.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
-        shutil.copy(APP_DIR / "main.py", Path(tmp) / "main.py")
-        if out.exists():
-            out.rmdir()
-        Path(tmp).rename(out)
-        Path(tmp).mkdir()  # for TemporaryDirectory's clean-up
+    with staged_folder(out) as staged:
+        shutil.copy(APP_DIR / "main.py", staged / "main.py")
     return out

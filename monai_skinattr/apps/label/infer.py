@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import logging
 import os
 import threading
@@ -24,6 +23,7 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 from skimage.measure import approximate_polygon, find_contours
 
 from monai_skinattr.apps.tatl import SaveCascadeMasksd, optimize_cascade
+from monai_skinattr.utils.io import file_sha256
 
 from .checks import check_photo
 
@@ -102,12 +102,14 @@ class TATLCascadeTask(BundleInferTask):
         with torch.autocast("cuda", enabled=self.amp and str(device).startswith("cuda")):
             return super().run_inferer(data, convert_to_batch, device)
 
-    def key(self, image: str | Path) -> tuple[str, int, int]:
-        """What identifies a pass: the photo's SHA-256 and the checkpoint's modification time and size."""
-        with open(image, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    def checkpoint(self) -> str:
+        """What identifies the served weights: the checkpoint's modification time and size, ``"<ns>-<bytes>"``."""
         stat = os.stat(self.get_path())
-        return digest, stat.st_mtime_ns, stat.st_size
+        return f"{stat.st_mtime_ns}-{stat.st_size}"
+
+    def key(self, image: str | Path) -> tuple[str, str]:
+        """What identifies a pass: the photo's SHA-256 and the served :meth:`checkpoint`."""
+        return file_sha256(image), self.checkpoint()
 
     def idle(self) -> bool:
         """Whether no request waits for a cascade pass."""

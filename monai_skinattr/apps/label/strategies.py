@@ -78,12 +78,8 @@ class LesionBoxEntropy(Strategy):
         self._stop = threading.Event()
         self._checkpoint, self._scores = self._load()
 
-    def _current_checkpoint(self) -> str:
-        stat = os.stat(self.cascade.get_path())
-        return f"{stat.st_mtime_ns}-{stat.st_size}"
-
     def _load(self) -> tuple[str, dict[str, float]]:
-        checkpoint = self._current_checkpoint()
+        checkpoint = self.cascade.checkpoint()
         if self.path.is_file():
             saved = json.loads(self.path.read_text())
             if saved.get("checkpoint") == checkpoint:
@@ -98,9 +94,10 @@ class LesionBoxEntropy(Strategy):
     def _ready(self, datastore: Datastore) -> tuple[dict[str, float], list[str]]:
         """The scores ready for the unlabelled photos (id -> entropy) under the served checkpoint, and the ids."""
         unlabelled = sorted(datastore.get_unlabeled_images())
+        checkpoint = self.cascade.checkpoint()
         with self._lock:
-            if self._checkpoint != self._current_checkpoint():
-                self._checkpoint, self._scores = self._current_checkpoint(), {}  # new weights: every photo again
+            if self._checkpoint != checkpoint:
+                self._checkpoint, self._scores = checkpoint, {}  # new weights: every photo again
             scores = dict(self._scores)
         ready = {}
         for image_id in unlabelled:
@@ -122,7 +119,7 @@ class LesionBoxEntropy(Strategy):
                 self._stop.wait(0.05)
             path = datastore.get_image_uri(image_id)
             try:
-                key, checkpoint = self._photo_key(path), self._current_checkpoint()
+                key, checkpoint = self._photo_key(path), self.cascade.checkpoint()
                 probs = self.cascade.probabilities(path, name_to_device(None), request=False)
                 score = self.cascade.in_pass_thread(lesion_box_entropy, probs, self.cascade.threshold)
             except (OSError, HTTPException) as e:

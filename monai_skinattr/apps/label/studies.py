@@ -14,6 +14,7 @@ from PIL import Image
 from monai_skinattr.data import isic_datalist, synthetic
 from monai_skinattr.data.images import read_mask
 from monai_skinattr.data.isic import ATTRIBUTES
+from monai_skinattr.utils.io import staged_folder
 
 __all__ = ["prepare_studies", "main"]
 
@@ -46,14 +47,11 @@ def prepare_studies(
         raise FileExistsError(f"'{out}' exists and is not empty; the studies go into a new or empty folder.")
     if not 0 <= labelled <= n:
         raise ValueError(f"labelled must be between 0 and n={n}, got {labelled}.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
-        source = Path(dataset_dir) if dataset_dir is not None else Path(tmp) / "isic"
+    with tempfile.TemporaryDirectory() as scratch, staged_folder(out) as staged:
+        source = Path(dataset_dir) if dataset_dir is not None else Path(scratch) / "isic"
         if dataset_dir is None:
             synthetic.make_isic(source, n=n, size=tuple(size), seed=seed, progress=False)
         items = isic_datalist(source, task=2, validate=False)[:n]
-        staged = Path(tmp) / "studies"
-        staged.mkdir()
         for i, item in enumerate(items):
             shutil.copy(item["image"], staged / f"{item['id']}{Path(item['image']).suffix.lower()}")
             if i >= labelled:
@@ -63,9 +61,6 @@ def prepare_studies(
                     (staged / "labels" / tag).mkdir(parents=True, exist_ok=True)
                     mask = read_mask(item[tag]).astype(np.uint8) * 255
                     Image.fromarray(mask).save(staged / "labels" / tag / f"{item['id']}.png")
-        if out.exists():
-            out.rmdir()
-        staged.rename(out)
     return out
 
 

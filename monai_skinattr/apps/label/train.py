@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_skinattr.apps.tatl import assemble_cascade, cascade_settings, stage_checkpoints
 from monai_skinattr.runner import BundleRun, Plan, run_plan
-from monai_skinattr.utils.io import write_text_atomic
+from monai_skinattr.utils.io import file_sha256, write_text_atomic
 
 from .datastore import TATLDatastore
 from .versions import keep_version
@@ -183,8 +182,7 @@ class TATLTrainTask(TrainTask):
             run_plan(Plan(self.bundle, tmp, runs), resume=False)  # every stage from the served weights
             build = {k: v for k, v in settings.items() if k != "untrained"}
             new = assemble_cascade(work, build)
-            with open(new, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            digest = file_sha256(new)
             previous = keep_version(self.models)
             os.replace(work / "cascade.json", self.models / "cascade.json")
             os.replace(new, self.models / "model.pt")

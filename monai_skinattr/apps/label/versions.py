@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import time
 from pathlib import Path
+
+from monai_skinattr.utils.io import file_sha256
 
 __all__ = ["VERSIONS_DIR", "SERVED_FILES", "keep_version", "list_versions", "restore_version"]
 
@@ -15,11 +16,6 @@ __all__ = ["VERSIONS_DIR", "SERVED_FILES", "keep_version", "list_versions", "res
 VERSIONS_DIR = "versions"
 #: what a version is: the assembled cascade, how it was built, and what trained it (when something did)
 SERVED_FILES = ("model.pt", "cascade.json", "label_train.json")
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def keep_version(models_dir: str | Path) -> int:
@@ -41,7 +37,7 @@ def keep_version(models_dir: str | Path) -> int:
     for name in SERVED_FILES:
         if (models / name).is_file():
             shutil.copy2(models / name, tmp / name)
-    record = {"kept": time.strftime("%Y-%m-%d %H:%M:%S"), "model_sha256": _sha256(tmp / "model.pt")}
+    record = {"kept": time.strftime("%Y-%m-%d %H:%M:%S"), "model_sha256": file_sha256(tmp / "model.pt")}
     (tmp / "version.json").write_text(json.dumps(record, indent=2))
     tmp.rename(root / str(number))
     return number

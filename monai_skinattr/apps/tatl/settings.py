@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from monai_skinattr.config import as_bool, as_index, as_size, check_switches
+from monai_skinattr import config
+from monai_skinattr.config import as_bool, as_index, as_size
 
 from .experiments import grid_offset
 
@@ -55,7 +56,7 @@ def check_settings(
         check_settings([384, 512], [384, 512], [0], 5, {"crop": True}, offset=40)  # fine
         check_settings([65, 97], [384, 512], [0], 5, {}, offset=40)  # ValueError: 'spatial_size' must be 2 ...
     """
-    as_size(spatial_size, "spatial_size", multiple=32)
+    config.check_settings(spatial_size, 32, switches)  # the size every network of TATL needs, every switch
     lesion = as_size(lesion_size, "lesion_size", multiple=32)
     if paper_offset is not None:
         check_offset(grid_offset(paper_offset, lesion[0]), lesion, "paper_offset", paper_offset)
@@ -67,7 +68,6 @@ def check_settings(
         raise ValueError(f"'{fold_name}' names no fold.")
     for fold in folds:
         as_index(fold, fold_name, num_folds, "num_folds")
-    check_switches(switches)
     if not encoder_freezable and as_bool(switches.get("freeze_encoder", False), "freeze_encoder"):
         raise ValueError(
             "'freeze_encoder' applies to stage 3 only (train_attribute.json, TATL's FE): the Segment-Net and the "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Hashable, Mapping, Sequence
@@ -21,7 +20,7 @@ from monai_skinattr.data.isic import COLORS
 from monai_skinattr.transforms import LesionBBoxCropd, read_photo_and_masks
 from monai_skinattr.transforms.io import LoadPhotod, mask8, save_mask
 from monai_skinattr.transforms.io import image_id as _image_id
-from monai_skinattr.utils.io import remove_partials, save_image_atomic, write_text_atomic
+from monai_skinattr.utils.io import file_sha256, remove_partials, save_image_atomic, write_text_atomic
 from monai_skinattr.visualize import comparison_panel
 
 logger = logging.getLogger(__name__)
@@ -155,8 +154,7 @@ def pending_images(
         the pending items, in ``datalist`` order.
     """
     out = Path(output_dir)
-    with open(checkpoint, "rb") as f:
-        record = {"checkpoint": hashlib.file_digest(f, "sha256").hexdigest(), **dict(settings or {})}
+    record = {"checkpoint": file_sha256(checkpoint), **dict(settings or {})}
     record_path = out / RUN_RECORD
     same_run = record_path.is_file() and json.loads(record_path.read_text()) == json.loads(json.dumps(record))
     out.mkdir(parents=True, exist_ok=True)
