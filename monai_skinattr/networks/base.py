@@ -107,7 +107,8 @@ def describe(net: nn.Module) -> str:
 
 
 def _state_dict(checkpoint: str | Path | Mapping, expected: str = "") -> Mapping[str, torch.Tensor]:
-    """A state dict from a path or dict: a raw state dict, or MONAI ``CheckpointSaver``'s ``{"network": ...}``.
+    """A state dict from a path or dict: a raw state dict, or MONAI ``CheckpointSaver``'s ``{"network": ...}``; a
+    ``.safetensors`` file (e.g. timm's weights on the Hugging Face hub) is read with ``safetensors``.
     ``expected`` (what the file should hold) completes the message when the file is missing or unreadable."""
     if isinstance(checkpoint, (str, Path)):
         path = Path(checkpoint)
@@ -115,7 +116,12 @@ def _state_dict(checkpoint: str | Path | Mapping, expected: str = "") -> Mapping
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint '{path}' does not exist{hint}.")
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file  # comes with timm
+
+                checkpoint = load_file(path, device="cpu")
+            else:
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated zip, pickle of a whole model, not a torch file at all...
             reason = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"checkpoint '{path}' cannot be read ({reason}){hint}.") from None

@@ -13,16 +13,23 @@ from pathlib import Path
 import torch
 from monai.networks.nets import EfficientNetBN
 from torch import nn
-from torchvision.models import mobilenet_v2, resnet50
+from torchvision.models import densenet169, mobilenet_v2, resnet50, resnet101, resnet152
 from torchvision.models.resnet import Bottleneck
+from torchvision.models.vgg import cfgs as _VGG_CFGS
+from torchvision.models.vgg import make_layers as _vgg_layers
 from torchvision.ops import StochasticDepth
 
 from .base import StagedEncoder, _state_dict
 
 __all__ = [
     "EfficientNetEncoder",
+    "ResNetEncoder",
     "ResNet50Encoder",
+    "ResNet152Encoder",
     "MobileNetV2Encoder",
+    "VGG16Encoder",
+    "DenseNet169Encoder",
+    "InceptionResNetV2Encoder",
     "register_encoder",
     "get_encoder",
     "list_encoders",
@@ -96,11 +103,13 @@ def _load_strict(
     weights: str | Path,
     ignore: tuple[str, ...],
     rename: Callable[[str], str] | None = None,
+    name: str = "",
 ) -> None:
     """
     Load ``source`` into ``net``, requiring every key of each side (outside the ``ignore`` prefixes) to match one of
     the other with the same shape; ``rename(key)`` gives a second name to look a network key up under. A missing
-    ``num_batches_tracked`` is allowed (older files lack it).
+    ``num_batches_tracked`` is allowed (older files lack it). ``name`` is what the message calls ``net`` (its class
+    name by default).
     """
     state, used, missing, mismatched = {}, set(), [], []
     for key, value in net.state_dict().items():
@@ -124,7 +133,9 @@ def _load_strict(
     if mismatched:
         problems.append(f"have {len(mismatched)} tensor(s) of another shape (file vs encoder), e.g. {mismatched[:3]}")
     if problems:
-        raise ValueError(f"encoder weights '{weights}' do not fit {type(net).__name__}: " + "; ".join(problems) + ".")
+        raise ValueError(
+            f"encoder weights '{weights}' do not fit {name or type(net).__name__}: " + "; ".join(problems) + "."
+        )
     net.load_state_dict(state, strict=False)
 
 
@@ -260,11 +271,78 @@ class _DropPathBottleneck(nn.Module):
         return self.relu(self.drop_path(self.bn3(self.conv3(out))) + identity)
 
 
-class ResNet50Encoder(nn.Module):
+#: torchvision builders of the bottleneck ResNets :class:`ResNetEncoder` takes, by depth.
+_RESNETS: dict[int, Callable[..., nn.Module]] = {50: resnet50, 101: resnet101, 152: resnet152}
+
+
+class ResNetEncoder(nn.Module):
+    """
+    torchvision's bottleneck ResNet (50, 101 or 152 layers) features at 1/2 (64 channels, the stem's ReLU), 1/4
+    (256, ``layer1``), 1/8 (512, ``layer2``), 1/16 (1024, ``layer3``) and 1/32 (2048, ``layer4``), as
+    segmentation_models_pytorch taps them. Every bottleneck block carries stochastic depth on its residual branch,
+    its rate rising linearly from 0 (first block) to ``drop_path`` (last block), active only in training mode.
+    :class:`ResNet50Encoder` (``"resnet50"``) and :class:`ResNet152Encoder` (``"resnet152"``) are its registered
+    depths.
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import ResNetEncoder
+
+        enc = ResNetEncoder(152)  # weights="resnet152-394f9c45.pth" for ImageNet
+        print([f.shape[1] for f in enc(torch.rand(1, 3, 64, 64))])  # [64, 256, 512, 1024, 2048]
+
+    Args:
+        depth: 50, 101 or 152 (torchvision ``resnet50()``, ``resnet101()``, ``resnet152()``).
+        in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
+            ``weights`` it must be 3.
+        weights: optional local torchvision state dict of that depth, e.g. ``resnet50-11ad3fa6.pth`` or
+            ``resnet152-f82ba261.pth`` (``IMAGENET1K_V2``, ``https://download.pytorch.org/models/<file>``), loaded
+            strictly apart from the ``fc.*`` keys: missing, unexpected or differently shaped tensors raise
+            ``ValueError``. Nothing is downloaded.
+        drop_path: stochastic depth rate of the last block (0 = none). Stochastic depth adds no parameters: the
+            state dict is the same for every rate.
+
+    Raises:
+        ValueError: an unknown ``depth``, ``weights`` with ``in_channels != 3``, or weights that do not fit.
+    """
+
+    def __init__(
+        self, depth: int = 50, in_channels: int = 3, weights: str | Path | None = None, drop_path: float = 0.0
+    ) -> None:
+        super().__init__()
+        if depth not in _RESNETS:
+            raise ValueError(f"ResNetEncoder: depth {depth} is not one of {sorted(_RESNETS)}.")
+        _check_pretrained_channels(type(self).__name__, in_channels, weights)
+        net = _RESNETS[depth](weights=None)
+        if weights is not None:
+            _load_strict(net, _state_dict(weights), weights, ("fc.",))
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+        self.pool = net.maxpool
+        layers = [net.layer1, net.layer2, net.layer3, net.layer4]
+        rates = iter(torch.linspace(0, drop_path, sum(len(layer) for layer in layers)).tolist())
+        blocks = [[_DropPathBottleneck(block, next(rates)) for block in layer] for layer in layers]
+        self.layers = nn.ModuleList([nn.Sequential(*layer) for layer in blocks])
+        self.out_channels = [64, 256, 512, 1024, 2048]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        features: list[torch.Tensor] = [x]
+        x = self.pool(x)
+        for layer in self.layers:
+            x = layer(x)
+            features.append(x)
+        return features
+
+
+class ResNet50Encoder(ResNetEncoder):
     """
     torchvision ResNet50 features at 1/2 (64), 1/4 (256), 1/8 (512), 1/16 (1024) and 1/32 (2048), 23,508,032
     parameters. Registered as ``"resnet50"``. Every bottleneck block carries stochastic depth on its residual branch,
     its rate rising linearly from 0 (first block) to ``drop_path`` (16th block), active only in training mode.
+    :class:`ResNetEncoder` with ``depth=50``.
 
     .. code-block:: python
 
@@ -288,29 +366,41 @@ class ResNet50Encoder(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, weights: str | Path | None = None, drop_path: float = 0.0) -> None:
-        super().__init__()
-        _check_pretrained_channels(type(self).__name__, in_channels, weights)
-        net = resnet50(weights=None)
-        if weights is not None:
-            _load_strict(net, _state_dict(weights), weights, ("fc.",))
-        if in_channels != 3:
-            net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
-        self.pool = net.maxpool
-        layers = [net.layer1, net.layer2, net.layer3, net.layer4]
-        rates = iter(torch.linspace(0, drop_path, sum(len(layer) for layer in layers)).tolist())
-        blocks = [[_DropPathBottleneck(block, next(rates)) for block in layer] for layer in layers]
-        self.layers = nn.ModuleList([nn.Sequential(*layer) for layer in blocks])
-        self.out_channels = [64, 256, 512, 1024, 2048]
+        super().__init__(50, in_channels, weights, drop_path)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        features: list[torch.Tensor] = [x]
-        x = self.pool(x)
-        for layer in self.layers:
-            x = layer(x)
-            features.append(x)
-        return features
+
+class ResNet152Encoder(ResNetEncoder):
+    """
+    torchvision ResNet152 features at 1/2 (64), 1/4 (256), 1/8 (512), 1/16 (1024) and 1/32 (2048), 58,143,808
+    parameters (+ 151,424 BatchNorm statistics); TATL's "ResNet-151" backbone (TATL Table 7 counts Keras
+    Applications' ResNet152, whose convolutions have biases that torchvision's lack). Registered as ``"resnet152"``.
+    :class:`ResNetEncoder` with ``depth=152``: stochastic depth rising to ``drop_path`` at the 50th block.
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import EffLinkNet, ResNet152Encoder
+
+        enc = ResNet152Encoder()  # weights="resnet152-394f9c45.pth" for ImageNet
+        print([f.shape[1] for f in enc(torch.rand(1, 3, 64, 64))])  # [64, 256, 512, 1024, 2048]
+        net = EffLinkNet(encoder="resnet152", encoder_weights="resnet152-394f9c45.pth")
+
+    Args:
+        in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
+            ``weights`` it must be 3.
+        weights: optional local torchvision ResNet152 state dict: ``resnet152-394f9c45.pth`` (``IMAGENET1K_V1``,
+            ``https://download.pytorch.org/models/resnet152-394f9c45.pth``) or ``resnet152-f82ba261.pth``
+            (``IMAGENET1K_V2``, ``https://download.pytorch.org/models/resnet152-f82ba261.pth``), loaded strictly
+            apart from the ``fc.*`` keys: missing, unexpected or differently shaped tensors raise ``ValueError``.
+            Nothing is downloaded.
+        drop_path: stochastic depth rate of the last block (0 = none).
+
+    Raises:
+        ValueError: ``weights`` with ``in_channels != 3``, or weights that do not fit.
+    """
+
+    def __init__(self, in_channels: int = 3, weights: str | Path | None = None, drop_path: float = 0.0) -> None:
+        super().__init__(152, in_channels, weights, drop_path)
 
 
 #: ``features`` index ranges of the five MobileNetV2 stages (outputs 16@1/2, 24@1/4, 32@1/8, 96@1/16, 320@1/32;
@@ -363,6 +453,177 @@ class MobileNetV2Encoder(StagedEncoder):
         super().__init__(stages, [16, 24, 32, 96, net.last_channel if last_conv else 320])
 
 
+#: ``features`` index ranges of the five VGG16 stages, ending at Keras' ``block2_conv2``, ``block3_conv3``,
+#: ``block4_conv3``, ``block5_conv3`` (each after its ReLU) and ``block5_pool``.
+_VGG16_STAGES = ((0, 9), (9, 16), (16, 23), (23, 30), (30, 31))
+
+
+class _VGG16Features(nn.Module):
+    """torchvision ``vgg16().features`` without the classifier (whose 123.6M parameters the encoder never uses)."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.features = _vgg_layers(_VGG_CFGS["D"])
+        if in_channels != 3:
+            self.features[0] = nn.Conv2d(in_channels, 64, kernel_size=3, padding=1)
+        for m in self.features.modules():  # torchvision VGG's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.constant_(m.bias, 0)
+
+
+class VGG16Encoder(StagedEncoder):
+    """
+    torchvision VGG16 ``features`` split into five stages with the taps of Keras ``segmentation_models``:
+    ``features[0:9]`` (``block2_conv2``, 128 channels, 1/2), ``[9:16]`` (``block3_conv3``, 256, 1/4), ``[16:23]``
+    (``block4_conv3``, 512, 1/8), ``[23:30]`` (``block5_conv3``, 512, 1/16) and ``[30:31]`` (``block5_pool``, 512,
+    1/32); 14,714,688 parameters. Registered as ``"vgg16"``.
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import EffUNet, VGG16Encoder
+
+        enc = VGG16Encoder()  # weights="vgg16-397923af.pth" for ImageNet
+        print([f.shape[1] for f in enc(torch.rand(1, 3, 64, 64))])  # [128, 256, 512, 512, 512]
+        net = EffUNet(encoder="vgg16", encoder_weights="vgg16-397923af.pth")
+
+    Args:
+        in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
+            ``weights`` it must be 3.
+        weights: optional local torchvision VGG16 state dict: ``vgg16-397923af.pth`` (``IMAGENET1K_V1``,
+            ``https://download.pytorch.org/models/vgg16-397923af.pth``), or any saved ``vgg16()`` state dict.
+            Loaded strictly apart from the ``classifier.*`` keys: missing, unexpected or differently shaped tensors
+            raise ``ValueError``. Nothing is downloaded.
+
+    Raises:
+        ValueError: ``weights`` with ``in_channels != 3``, or weights that do not fit.
+    """
+
+    def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
+        _check_pretrained_channels(type(self).__name__, in_channels, weights)
+        net = _VGG16Features(in_channels)
+        if weights is not None:
+            _load_strict(net, _state_dict(weights), weights, ("classifier.",), name="torchvision vgg16")
+        stages = [nn.Sequential(*net.features[a:b]) for a, b in _VGG16_STAGES]
+        super().__init__(stages, [128, 256, 512, 512, 512])
+
+
+#: a torchvision DenseNet key -> its name in the files torchvision releases (``denselayer1.norm.1.weight`` for
+#: ``denselayer1.norm1.weight``; see ``_load_state_dict`` in ``torchvision.models.densenet``).
+_DENSENET_OLD_KEY = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.(weight|bias|running_mean|running_var)$")
+
+
+def _densenet_old_key(key: str) -> str:
+    return _DENSENET_OLD_KEY.sub(r"\1.\2.\3", key)
+
+
+class DenseNet169Encoder(StagedEncoder):
+    """
+    torchvision DenseNet169 features with the taps of Keras ``segmentation_models`` (and
+    segmentation_models_pytorch): ``conv0-norm0-relu0`` (64 channels, 1/2); then ``pool0``, ``denseblock1`` and the
+    BatchNorm-ReLU that opens ``transition1`` (256, 1/4: the skip is the transition's ReLU output, before its 1x1
+    convolution and average pool, which open the next stage); likewise ``denseblock2`` (512, 1/8) and
+    ``denseblock3`` (1280, 1/16); last ``denseblock4``, ``norm5`` and a ReLU (1664, 1/32). 12,484,480 parameters
+    (+ 158,400 BatchNorm statistics). Registered as ``"densenet169"``.
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import DenseNet169Encoder, EffUNet
+
+        enc = DenseNet169Encoder()  # weights="densenet169-b2777c0a.pth" for ImageNet
+        print([f.shape[1] for f in enc(torch.rand(1, 3, 64, 64))])  # [64, 256, 512, 1280, 1664]
+        net = EffUNet(encoder="densenet169", encoder_weights="densenet169-b2777c0a.pth")
+
+    Args:
+        in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
+            ``weights`` it must be 3.
+        weights: optional local torchvision DenseNet169 state dict: ``densenet169-b2777c0a.pth`` (``IMAGENET1K_V1``,
+            ``https://download.pytorch.org/models/densenet169-b2777c0a.pth``, whose dense layers have the old keys
+            ``denselayer<i>.norm.1.weight`` ..., mapped as torchvision maps them), or a saved ``densenet169()``
+            state dict (``denselayer<i>.norm1.weight`` ...). Loaded strictly apart from the ``classifier.*`` keys:
+            missing, unexpected or differently shaped tensors raise ``ValueError``. Nothing is downloaded.
+
+    Raises:
+        ValueError: ``weights`` with ``in_channels != 3``, or weights that do not fit.
+    """
+
+    def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
+        _check_pretrained_channels(type(self).__name__, in_channels, weights)
+        net = densenet169(weights=None)
+        if weights is not None:
+            source = _state_dict(weights)
+            _load_strict(net, source, weights, ("classifier.",), _densenet_old_key, name="torchvision densenet169")
+        f = net.features
+        if in_channels != 3:
+            f.conv0 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        t1, t2, t3 = f.transition1, f.transition2, f.transition3
+        stages = [
+            nn.Sequential(f.conv0, f.norm0, f.relu0),
+            nn.Sequential(f.pool0, f.denseblock1, t1.norm, t1.relu),
+            nn.Sequential(t1.conv, t1.pool, f.denseblock2, t2.norm, t2.relu),
+            nn.Sequential(t2.conv, t2.pool, f.denseblock3, t3.norm, t3.relu),
+            nn.Sequential(t3.conv, t3.pool, f.denseblock4, f.norm5, nn.ReLU(inplace=True)),
+        ]
+        super().__init__(stages, [64, 256, 512, 1280, 1664])
+
+
+class InceptionResNetV2Encoder(StagedEncoder):
+    """
+    timm's Inception-ResNet-v2 (``timm.create_model("inception_resnet_v2")``) in five stages, ``conv2d_1a``-``2b``
+    (64 channels, 1/2), ``maxpool_3a``-``conv2d_4a`` (192, 1/4), ``maxpool_5a``, ``mixed_5b`` and ``repeat`` (320,
+    1/8), ``mixed_6a`` and ``repeat_1`` (1088, 1/16), ``mixed_7a``, ``repeat_2``, ``block8`` and ``conv2d_7b`` (1536,
+    1/32); 54,306,464 parameters (+ 60,544 BatchNorm statistics). TATL's "ResNet-v2" backbone. timm (as Google's
+    original) convolves without padding; here, as in segmentation_models_pytorch's encoder and Keras
+    ``segmentation_models`` (``padding="same"``), every 3x3 convolution and max pool pads by 1, so the features are
+    at exactly 1/2 ... 1/32 of the input (the weights are unchanged). Registered as ``"inceptionresnetv2"``; needs
+    ``timm``.
+
+    .. code-block:: python
+
+        import torch
+        from monai_skinattr.networks import EffLinkNet, InceptionResNetV2Encoder
+
+        enc = InceptionResNetV2Encoder()  # weights="model.safetensors" of timm/inception_resnet_v2.tf_in1k
+        print([f.shape[-1] for f in enc(torch.rand(1, 3, 64, 64))])  # [32, 16, 8, 4, 2]
+        net = EffLinkNet(encoder="inceptionresnetv2")
+
+    Args:
+        in_channels: input channels. Without ``weights`` any number (the first convolution is built for it); with
+            ``weights`` it must be 3.
+        weights: optional local timm ``inception_resnet_v2`` state dict: ``model.safetensors`` of
+            ``https://huggingface.co/timm/inception_resnet_v2.tf_in1k`` (Google's ImageNet weights), or any saved
+            ``.safetensors`` / ``torch.save`` state dict of that timm model. Loaded strictly apart
+            from the ``classif.*`` keys: missing, unexpected or differently shaped tensors raise ``ValueError``.
+            Nothing is downloaded.
+
+    Raises:
+        ValueError: ``weights`` with ``in_channels != 3``, or weights that do not fit.
+    """
+
+    def __init__(self, in_channels: int = 3, weights: str | Path | None = None) -> None:
+        _check_pretrained_channels(type(self).__name__, in_channels, weights)
+        import timm  # imported here: importing timm takes a while
+
+        net = timm.create_model("inception_resnet_v2", pretrained=False, in_chans=in_channels)
+        if weights is not None:
+            _load_strict(net, _state_dict(weights), weights, ("classif.",), name="timm inception_resnet_v2")
+        for m in net.modules():  # "same" padding: sizes halve exactly at every stride 2
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                m.padding = (1, 1)
+            elif isinstance(m, nn.MaxPool2d):
+                m.padding = 1
+        stages = [
+            nn.Sequential(net.conv2d_1a, net.conv2d_2a, net.conv2d_2b),
+            nn.Sequential(net.maxpool_3a, net.conv2d_3b, net.conv2d_4a),
+            nn.Sequential(net.maxpool_5a, net.mixed_5b, net.repeat),
+            nn.Sequential(net.mixed_6a, net.repeat_1),
+            nn.Sequential(net.mixed_7a, net.repeat_2, net.block8, net.conv2d_7b),
+        ]
+        super().__init__(stages, [64, 192, 320, 1088, 1536])
+
+
 def _efficientnet_factory(model_name: str) -> Callable[..., nn.Module]:
     def factory(in_channels: int, weights: str | Path | None = None, **kwargs) -> nn.Module:
         return EfficientNetEncoder(model_name, in_channels, weights, **kwargs)
@@ -373,5 +634,9 @@ def _efficientnet_factory(model_name: str) -> Callable[..., nn.Module]:
 for _b in range(8):
     register_encoder(f"efficientnet-b{_b}", _efficientnet_factory(f"efficientnet-b{_b}"))
 register_encoder("resnet50", ResNet50Encoder)
+register_encoder("resnet152", ResNet152Encoder)
 register_encoder("mobilenet_v2", MobileNetV2Encoder)
+register_encoder("vgg16", VGG16Encoder)
+register_encoder("densenet169", DenseNet169Encoder)
+register_encoder("inceptionresnetv2", InceptionResNetV2Encoder)
 del _b

@@ -45,7 +45,7 @@ def test_unknown_encoder_lists_the_registered_ones():
     with pytest.raises(ValueError, match="unknown encoder 'efficientnet-b9'.*efficientnet-b0.*resnet50"):
         EffUNet(encoder="efficientnet-b9")
     with pytest.raises(ValueError, match="registered encoders: .*mobilenet_v2"):
-        get_encoder("vgg16")
+        get_encoder("vgg19")
 
 
 def test_register_encoder(monkeypatch):
