@@ -1,6 +1,7 @@
 """The TATL cascade bundle's inference on real-size photos: time, peak memory and mask agreement of the full-resolution
-path against the default one (JPEGs decoded at a reduced scale, predictions resized back once per photo, overlays drawn
-at most 1024 px long). Prints one Markdown table.
+path (each photo decoded in full and fed at its own size, TATL's crop from the original) against the default one (the
+sampling training used: JPEGs decoded at a reduced scale and resized with antialiasing to ``photo_size``, predictions
+resized back once per photo, overlays drawn at most 1024 px long). Prints one Markdown table.
 
     python benchmarks/data.py                       # ten photos at the sizes of the real ISIC masks, default networks
     python benchmarks/data.py --quick               # smoke test: two smaller photos, U-shape 96 x 128 networks
@@ -47,12 +48,21 @@ MASKS = REPO.parent / "shared" / "realdata" / "isic_task1_masks" / "groundtruth"
 SIZES = [(704, 1057), (802, 919), (2016, 3024), (768, 1024), (768, 1024), (2000, 3008), (2848, 4288),
          (2848, 4288), (2848, 4288), (4420, 6642)]  # fmt: skip
 QUICK_SIZES = [(768, 1024), (1000, 1500)]
-FULL = {"decode_size": 0, "overlay_size": 0}
+#: inference.json fed each photo decoded in full at its own size (batch 1), overlays at full size
+FULL = {
+    "preprocessing#transforms": "$monai_skinattr.apps.tatl.load_transforms(@load_keys)",
+    "dataloader#batch_size": 1,
+    "overlay_size": 0,
+}
 #: (name, overrides of inference.json, photo folder); the first is the baseline unless --baseline_ref is given
 CONFIGS = [
-    ("full resolution (decode, network input, overlay)", FULL, "photos"),
+    ("full resolution (decode, network input at the photo's size, overlay)", FULL, "photos"),
     ("yardstick: full resolution, photos re-saved at JPEG quality 95", FULL, "photos_q95"),
-    ("default (JPEG draft decode, one resize back, 1024 px overlay)", {}, "photos"),
+    (
+        "default (training's sampling: draft decode, antialiased resize to photo_size; 1024 px overlay)",
+        {},
+        "photos",
+    ),
 ]
 
 
@@ -84,11 +94,11 @@ def write_photo(mask: np.ndarray, path: Path, seed: int) -> None:
 def calibrated_cascade(models_dir: Path, photo: Path, settings: dict) -> None:
     """A random-weights cascade with ``settings`` in ``models_dir`` (``model.pt``, ``cascade.json``), each network's
     output layer rescaled so its logits on ``photo`` have median 0 and standard deviation 2."""
-    from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter
+    from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, network_settings
     from monai_skinattr.data.checks import draft
 
     torch.manual_seed(0)
-    net = TATLCascadeNet(**settings).eval()
+    net = TATLCascadeNet(**network_settings(settings)).eval()
     with Image.open(photo) as im:
         rgb = np.array(draft(im, 1024).convert("RGB"), np.float32) / 255
     rgb = torch.from_numpy(rgb).permute(2, 0, 1)[None]
@@ -101,7 +111,7 @@ def calibrated_cascade(models_dir: Path, photo: Path, settings: dict) -> None:
             module.net.head.bias.mul_(scale).sub_(logits.median() * scale)
     models_dir.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), models_dir / "model.pt")
-    (models_dir / "cascade.json").write_text(json.dumps({**settings, "inference_size": None}))
+    (models_dir / "cascade.json").write_text(json.dumps(settings))
 
 
 def _status_mb(field: str) -> float:
@@ -198,9 +208,11 @@ def main() -> None:
                 im.save(work / "photos_q95" / f"{image_id}.jpg", quality=95)
             sizes[image_id] = mask.shape
         largest = max(sizes, key=lambda k: sizes[k][0] * sizes[k][1])
-        settings = {k: v for k, v in DEFAULT_SETTINGS.items() if k != "inference_size"}
+        settings = dict(DEFAULT_SETTINGS)
         if args.quick:
-            settings.update(archs=["unet"], lesion_size=[96, 128], crop_size=[96, 128], offset=10)
+            settings.update(
+                archs=["unet"], lesion_size=[96, 128], crop_size=[96, 128], offset=10, photo_size=[192, 256]
+            )
         calibrated_cascade(models, photos / f"{largest}.jpg", settings)
         common = {"dataset_dir": str(photos), "models_dir": str(models)}
         rows = []  # (name, overrides shown, results)

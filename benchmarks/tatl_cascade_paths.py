@@ -1,4 +1,4 @@
-"""The cascade network's path (photo resized to ``inference_size``, crop by ``roi_align`` inside the network)
+"""The cascade network's path (photo resized to a size, crop by ``roi_align`` inside the network)
 against TATL's own (crop taken from the original photo with ``LesionBBoxCrop``, resized, segmented, pasted back), on
 the scored fold of a trained run or on every photo of another dataset (``--all``). Prints one table: ISIC Task 2
 Jaccard of each path and their agreement.
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from monai.data import MetaTensor
 from tqdm import tqdm
 
-from monai_skinattr.apps.tatl import TATLCascadeNet, cascade_settings, split_datalists
+from monai_skinattr.apps.tatl import TATLCascadeNet, cascade_settings, network_settings, split_datalists
 from monai_skinattr.data import isic_datalist
 from monai_skinattr.data.checks import read_2d
 from monai_skinattr.metrics import isic_task2_score
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="score every training image (photos the run never saw)")
     args = parser.parse_args()
     settings = cascade_settings(Path(args.run) / "models")
-    net = TATLCascadeNet(**{k: v for k, v in settings.items() if k not in ("inference_size", "untrained")})
+    net = TATLCascadeNet(**network_settings(settings))
     net.load_state_dict(torch.load(Path(args.run) / "models" / "model.pt", map_location="cpu", weights_only=True))
     net.eval()
     if args.all:
@@ -71,10 +71,9 @@ def main() -> None:
         test = split_datalists(args.dataset_dir, args.fold, args.num_folds)["test"]
     attributes = net.attributes
     lesion = settings["lesion_size"]
-    sizes = {"original photo (default)": None, f"lesion grid {lesion}": lesion}
-    sizes[f"2 x lesion grid {[2 * s for s in lesion]}"] = [2 * s for s in lesion]
-    if settings["inference_size"]:
-        sizes[f"inference_size {settings['inference_size']}"] = settings["inference_size"]
+    sizes = {"original photo": None, f"lesion grid {lesion}": lesion}
+    photo_size = settings["photo_size"]
+    sizes[f"photo_size {photo_size} (bilinear, not the bundle's antialiased sampling)"] = photo_size
     truths = {a: [read_2d(e[a]) for e in test] for a in attributes}
     preds: dict[str, dict[str, list]] = {"TATL (crop from the photo)": {a: [] for a in attributes}}
     preds.update({f"network @ {k}": {a: [] for a in attributes} for k in sizes})

@@ -33,6 +33,7 @@ __all__ = [
     "contact_sheet",
     "bar_chart",
     "line_plot",
+    "line_panels",
 ]
 
 Color = tuple[int, int, int]
@@ -341,21 +342,54 @@ def line_plot(
     """
     if not series:
         raise ValueError("line_plot needs at least one series.")
-    xs = np.asarray(x, np.float64)
-    fig = _figure(5.0, 3.5)
-    ax = fig.add_subplot()
-    for name, ys in series.items():
-        ys = np.asarray(ys, np.float64)
-        if ys.shape != xs.shape:
-            raise ValueError(f"series '{name}' has {ys.size} values for {xs.size} x values.")
-        (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=str(name))
-        if errors is not None and name in errors:
-            err = np.asarray(errors[name], np.float64)
-            ax.fill_between(xs, ys - err, ys + err, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if len(series) > 1:
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.grid(alpha=0.3)
+    lines = {name: (x, ys) for name, ys in series.items()}
+    return line_panels({title: lines}, path, xlabel=xlabel, ylabel=ylabel, errors={title: dict(errors or {})})
+
+
+def line_panels(
+    panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    path: str | Path,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    errors: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    columns: int = 3,
+) -> Path:
+    """
+    Line plots side by side (up to ``columns`` a row) written as one PNG at ``path``: one panel per entry of
+    ``panels`` (its title), one line per ``{name: (x, y)}`` in it, each with its own x values; ``errors[panel][name]``
+    (the shape of y) is drawn as a shaded band of +/- the error. A line keeps its colour in every panel. Returns
+    the path.
+
+    .. code-block:: python
+
+        line_panels({"streaks": {"train": ([100, 200], [0.9, 0.6])}, "globules": {"train": ([100], [0.8])}},
+                    "loss.png", xlabel="step", ylabel="loss")
+    """
+    if not panels or not all(panels.values()):
+        raise ValueError("line_panels needs at least one panel, each with at least one line.")
+    names = list(dict.fromkeys(n for lines in panels.values() for n in lines))
+    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    cols = min(columns, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = _figure(1.0 + 4.0 * cols, 0.4 + 3.2 * rows)
+    for k, (panel, lines) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        for name, (xs, ys) in lines.items():
+            xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+            if ys.shape != xs.shape:
+                raise ValueError(f"line '{name}' of '{panel}' has {ys.size} values for {xs.size} x values.")
+            ax.plot(xs, ys, marker="o", markersize=3, label=str(name), color=colors[name])
+            err = (errors or {}).get(panel, {}).get(name)
+            if err is not None:
+                err = np.asarray(err, np.float64)
+                ax.fill_between(xs, ys - err, ys + err, color=colors[name], alpha=0.2, linewidth=0)
+        ax.set_title(panel)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(names) > 1 and k == cols - 1:
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title and len(panels) > 1:
+        fig.suptitle(title)
     return _save_figure(fig, path)

@@ -197,6 +197,8 @@ def test_bundle_inference_stops_before_any_work(isic, tmp_path):
     shutil.copytree(isic / IMAGES, photos)
     args = {"bundle_root": str(BUNDLE), "output_dir": str(out), "dataset_dir": str(photos),
             "models_dir": str(tmp_path / "no_models")}  # fmt: skip
+    errors = _refused(["inference.json"], **args, photo_size=[384, 512])
+    assert "ValueError: photo_size [384, 512] is not the [768, 1024] this cascade was trained on" in errors
     errors = _refused(["inference.json"], **args)
     assert f"FileNotFoundError: checkpoint '{tmp_path}/no_models/model.pt' does not exist" in errors
     (photos / "ISIC_0000005.jpg").write_bytes((photos / "ISIC_0000005.jpg").read_bytes()[:-300])
@@ -290,6 +292,7 @@ def test_tatl_pipeline_settings_are_refused_before_any_work(tmp_path, monkeypatc
                                                       "lesion grid (lesion_size [128, 160])."),
         ({"fold": 5}, "'fold' must be an integer from 0 to 4 (num_folds 5), got 5."),
         ({"crop": "maybe"}, "'crop' must be true or false (or 1 / 0), got 'maybe'."),
+        ({"photo_size": [768, 0]}, "'photo_size' must be 2 positive integers, got [768, 0]."),
         ({"freeze_encoder": "true"}, "'freeze_encoder' applies to stage 3 only (train_attribute.json, TATL's FE): "
                                      "the Segment-Net and the union segmenters always train their encoders."),
     ],

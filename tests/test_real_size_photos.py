@@ -7,21 +7,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, Invertd
 from PIL import Image
 from scipy import ndimage
 
-from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, cascade_outputs
+from monai_skinattr.apps.tatl import TATLCascadeNet, TATLSegmenter, cascade_outputs, network_settings
 from monai_skinattr.bundles import bundle_dir
 from monai_skinattr.data.checks import draft
 from monai_skinattr.transforms import LoadPhoto, LoadPhotod
 from monai_skinattr.transforms.io import save_mask
 
 BUNDLE = bundle_dir("tatl")
-#: a cascade small enough for the CPU; the bundle's default decode_size is then 2 * 96 = 192
+#: a cascade small enough for the CPU, trained (here: made) on photos sampled at 2 x lesion_size
 SETTINGS = {"attributes": ["streaks"], "archs": ["unet"], "lesion_size": [64, 96], "crop_size": [64, 96], "offset": 5}
+SETTINGS["photo_size"] = [128, 192]
+#: inference.json overridden to feed each photo decoded in full at its own size (batch 1), TATL's crop from the original
+FULL_RESOLUTION = {
+    "preprocessing#transforms": "$monai_skinattr.apps.tatl.load_transforms(@load_keys)",
+    "dataloader#batch_size": 1,
+}
 
 
 def smooth_photo(path: Path, height: int = 300, width: int = 400) -> np.ndarray:
@@ -79,7 +85,7 @@ def textured_cascade(models: Path, photo: Path) -> None:
     """Random weights whose output layers are rescaled so every map has median logit 0 on ``photo``: masks that
     follow the image (untouched random networks give constant maps, which would agree trivially)."""
     torch.manual_seed(0)
-    net = TATLCascadeNet(**SETTINGS).eval()
+    net = TATLCascadeNet(**network_settings(SETTINGS)).eval()
     rgb = torch.from_numpy(np.asarray(Image.open(photo), np.float32) / 255).permute(2, 0, 1)[None]
     for module in net.modules():
         if isinstance(module, TATLSegmenter):
@@ -116,9 +122,9 @@ def test_cascade_bundle_writes_original_size_masks_close_to_the_full_resolution_
     smooth_photo(photos / "ISIC_0000001.jpg")
     textured_cascade(tmp_path / "models", photos / "ISIC_0000001.jpg")
     drafted = run_bundle(photos, tmp_path / "models", tmp_path / "draft", overlay_size=200)
-    full = run_bundle(photos, tmp_path / "models", tmp_path / "full", decode_size=0, overlay_size=0)
+    full = run_bundle(photos, tmp_path / "models", tmp_path / "full", overlay_size=0, **FULL_RESOLUTION)
     record = json.loads((tmp_path / "draft" / "cascade_run.json").read_text())
-    assert record["decode_size"] == 192 and record["overlay_size"] == 200
+    assert record["photo_size"] == [128, 192] and record["overlay_size"] == 200
     assert drafted["overlay"].shape[1] == 2 * 200 + 4  # photo | prediction panels of 200 x 150, 4 px apart
     assert full["overlay"].shape[1] == 2 * 400 + 4
     for name in ("lesion", "union", "streaks"):
@@ -130,3 +136,51 @@ def test_cascade_bundle_writes_original_size_masks_close_to_the_full_resolution_
         truth = full[name] > 0
         from_edge = ndimage.distance_transform_edt(truth == ndimage.binary_erosion(truth))
         assert not (differ & (from_edge > 8)).any(), name  # only at the edges (measured: all within 6 px)
+
+
+class _FixedLesion(torch.nn.Module):
+    """A stage-1 stand-in that finds ``mask`` (on the Segment-Net grid) in every photo."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.from_numpy(mask.astype(np.float32))[None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mask.expand(x.shape[0], -1, -1, -1)
+
+
+def test_a_training_crop_is_the_crop_the_cascade_cuts_from_a_real_size_photo(tmp_path):
+    """Training (the bundle's own stage-3 transforms) and the cascade (inference.json's preprocessing, then the
+    network's box and roi_align crop) sample a 4000 x 3000 JPEG the same way, at TATL's default sizes."""
+    smooth_photo(tmp_path / "ISIC_0000001.jpg", height=3000, width=4000)
+    y, x = np.mgrid[:384, :512]
+    lesion = ((y - 200) / 110.0) ** 2 + ((x - 230) / 150.0) ** 2 <= 1  # a predicted lesion on the 384 x 512 grid
+    Image.fromarray(lesion.astype(np.uint8) * 255).save(tmp_path / "lesion.png")
+    streaks = np.zeros((3000, 4000), np.uint8)
+    streaks[1400:1500, 1500:1800] = 255
+    Image.fromarray(streaks).save(tmp_path / "streaks.png")
+    configs = BUNDLE / "configs"
+    train = ConfigParser()
+    train.read_config([str(configs / "common.json"), str(configs / "train_attribute.json")])
+    train.update({"bundle_root": str(tmp_path), "attributes": ["streaks"], "attribute": "streaks"})
+    entry = {"image": str(tmp_path / "ISIC_0000001.jpg"), "lesion": str(tmp_path / "lesion.png")}
+    sample = Compose(train.get_parsed_content("train#deterministic_transforms"))(
+        {**entry, "streaks": str(tmp_path / "streaks.png")}
+    )
+    infer = ConfigParser()
+    infer.read_config(str(configs / "inference.json"))
+    infer.update({"bundle_root": str(tmp_path), "models_dir": str(tmp_path / "models")})  # TATL's default settings
+    photo = infer.get_parsed_content("preprocessing")(entry)["image"].as_tensor()
+    assert photo.shape == (3, 768, 1024)  # photo_size: 2 x the Segment-Net grid
+    net = TATLCascadeNet(["streaks"], archs=["unet"])
+    net.lesion_net = _FixedLesion(lesion)
+    with torch.no_grad():
+        _, boxes = net.image_boxes(photo[None])
+        crop = net.crop_images(photo[None], boxes)[0]
+    trained_box = torch.tensor(sample["image"].meta["lesion_bbox"], dtype=torch.float32)
+    box = boxes[0]
+    extent = torch.cat([box[2:] - box[:2]] * 2)
+    grid = torch.tensor([384.0, 512.0, 384.0, 512.0])
+    assert (trained_box - box).abs().mul(grid / extent).max() <= 1  # within 1 px of the 384 x 512 crop grid
+    assert sample["image"].shape == crop.shape == (3, 384, 512)
+    assert (sample["image"].as_tensor() - crop).abs().mean() <= 1 / 255

@@ -9,6 +9,7 @@ from monai_skinattr.visualize import (
     comparison_panel,
     contact_sheet,
     legend,
+    line_panels,
     line_plot,
     overlay,
 )
@@ -109,5 +110,11 @@ def test_bar_chart_and_line_plot_write_png(tmp_path):
     assert not list(tmp_path.rglob(".partial.*"))
     with pytest.raises(ValueError, match="3 x values"):
         line_plot([1, 2, 3], {"a": [1, 2]}, tmp_path / "bad.png")
+    panels = {"streaks": {"train": ([100, 200], [0.9, 0.6]), "val": ([100, 200], [1.0, 0.8])},
+              "globules": {"train": ([100], [0.8])}}  # fmt: skip
+    fmt, (w, h) = _png_size(line_panels(panels, tmp_path / "panels.png", xlabel="step", ylabel="loss"))
+    assert fmt == "PNG" and w > 1.5 * _png_size(line)[1][0]  # two panels side by side
+    with pytest.raises(ValueError, match="line 'train' of 'globules' has 2 values for 1 x values"):
+        line_panels({"globules": {"train": ([100], [0.8, 0.7])}}, tmp_path / "bad.png")
     with pytest.raises(ValueError):
         bar_chart({}, tmp_path / "empty.png")

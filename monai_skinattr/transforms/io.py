@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.config import KeysCollection, PathLike
 from monai.data import ImageReader, MetaTensor
 from monai.transforms import InvertibleTransform, LoadImage, LoadImaged, MapTransform, Resize
@@ -21,6 +22,7 @@ from PIL import Image
 from ..data.checks import draft
 from ..data.images import displayed_size, photo_reader
 from ..utils.io import write_bytes_atomic
+from .array import check_size
 
 __all__ = [
     "LoadWithReaderd",
@@ -63,7 +65,9 @@ class LoadPhoto(InvertibleTransform):
     :func:`monai_skinattr.data.checks.draft`): a 6642 x 4420 ISIC original is read as 1661 x 1105 in a fraction of
     the time and memory. The photo's original ``(H, W)``, as displayed, is recorded as the transform's
     ``orig_size``, so :meth:`inverse` (and MONAI's ``Invertd``) resizes a prediction ``(C, h, w)`` back to the
-    photo's own size, all channels in one bilinear resize.
+    photo's own size, all channels in one bilinear resize. With ``size`` the decoded photo is then resized to
+    ``size`` with antialiasing (``torch.nn.functional.interpolate(..., antialias=True)``: a bilinear filter widened
+    by the reduction, as PIL's resize), and :meth:`inverse` still resizes straight back to the original.
 
     .. code-block:: python
 
@@ -72,17 +76,22 @@ class LoadPhoto(InvertibleTransform):
         print(img.shape, img.applied_operations[-1]["orig_size"])  # torch.Size([1105, 1661, 3]) (4420, 6642)
         pred = MetaTensor(torch.rand(8, 1105, 1661), applied_operations=img.applied_operations)
         print(load.inverse(pred).shape)  # torch.Size([8, 4420, 6642])
+        print(LoadPhoto(long_side=1024, size=(768, 1024))("ISIC_0014746.jpg").shape)  # torch.Size([768, 1024, 3])
 
     Args:
         long_side: the smallest long side, in pixels, a JPEG is decoded at; 0 decodes every photo at full size
             (the inverse is then the identity). Other formats are always read at full size.
         mode: interpolation of :meth:`inverse` (``"bilinear"`` for probabilities, ``"nearest"`` for labels;
             ``Invertd(nearest_interp=True)`` switches it to nearest).
+        size: ``(H, W)`` the decoded photo is resized to (antialiased bilinear); ``None`` keeps the decoded size.
     """
 
-    def __init__(self, long_side: int = 0, mode: str = "bilinear") -> None:
+    def __init__(self, long_side: int = 0, mode: str = "bilinear", size: Sequence[int] | None = None) -> None:
         self.long_side = int(long_side)
         self.mode = mode
+        self.size = None if size is None else tuple(check_size(s, "LoadPhoto size", 1) for s in size)
+        if self.size is not None and len(self.size) != 2:
+            raise ValueError(f"LoadPhoto size must be (H, W), got {size!r}.")
         before = partial(draft, long_side=self.long_side) if self.long_side else None
         self.reader = photo_reader(before=before)
         self.loader = LoadImage(reader=self.reader, image_only=True)
@@ -91,9 +100,18 @@ class LoadPhoto(InvertibleTransform):
         with Image.open(filename) as im:  # the header only
             size = displayed_size(im)
         img = self.loader(filename, reader=self.reader)  # no fallback to other readers (LoadWithReaderd)
+        if self.size is not None and tuple(img.shape[:2]) != self.size:
+            img = self._resized(img)
         align = None if self.mode == "nearest" else False
         self.push_transform(img, orig_size=size, extra_info={"mode": self.mode, "align_corners": align})
         return img
+
+    def _resized(self, img: MetaTensor) -> MetaTensor:
+        """The ``(H, W[, C])`` photo resized to ``size``, antialiased."""
+        channels = img.as_tensor().float().reshape(*img.shape[:2], -1).permute(2, 0, 1)[None]
+        out = F.interpolate(channels, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        out = out[0].permute(1, 2, 0).reshape(*self.size, *img.shape[2:])
+        return MetaTensor(out.contiguous(), meta=img.meta)
 
     def inverse(self, data: torch.Tensor) -> torch.Tensor:
         """``data`` ``(C, h, w)`` resized to the photo's original ``(H, W)`` (unchanged when it is that size)."""
@@ -111,7 +129,8 @@ class LoadPhoto(InvertibleTransform):
 class LoadPhotod(MapTransform, InvertibleTransform):
     """
     Dictionary twin of :class:`LoadPhoto`: load the photo path under each of ``keys``, JPEGs decoded at a reduced
-    scale no shorter than ``long_side`` on their long side; its ``inverse`` (``Invertd``) resizes them back.
+    scale no shorter than ``long_side`` on their long side (then resized to ``size`` if given); its ``inverse``
+    (``Invertd``) resizes them back.
 
     .. code-block:: python
 
@@ -120,10 +139,15 @@ class LoadPhotod(MapTransform, InvertibleTransform):
     """
 
     def __init__(
-        self, keys: KeysCollection, long_side: int = 0, mode: str = "bilinear", allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        long_side: int = 0,
+        mode: str = "bilinear",
+        size: Sequence[int] | None = None,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadPhoto(long_side, mode)
+        self.loader = LoadPhoto(long_side, mode, size)
 
     def __call__(self, data: Mapping[Hashable, PathLike]) -> dict:
         d = dict(data)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
-from monai.transforms import Compose, Resized
+from monai.data import MetaTensor
+from monai.transforms import Compose, Invertd, Resized
 from PIL import Image
 
 from monai_skinattr.apps.tatl import TATLSegmenter, assemble_cascade, cascade_outputs, load_transforms
@@ -43,13 +44,14 @@ CONFIGS = bundle_dir("tatl") / "configs"
 SIZE = (56, 88)  # non-square photos, height x width
 MAPS = ["lesion", "union", *ATTRIBUTES]
 TINY = {"attributes": list(ATTRIBUTES), "archs": ["unet"], "lesion_size": [64, 64], "crop_size": [64, 64], "offset": 7}
+TINY["photo_size"] = [128, 128]  # photos sampled at 2 x lesion_size, as the bundle's training does
 
 
 def tiny_bundle(bundle: Path, data: Path, steps: int = 4) -> Path:
     """A copy of the TATL bundle's configs serving a cascade assembled from segmenters trained for a few steps."""
     shutil.copytree(CONFIGS, bundle / "configs")
     keys = ["image", "lesion", *ATTRIBUTES]
-    load = Compose([*load_transforms(keys), Resized(keys, spatial_size=TINY["crop_size"])])
+    load = Compose([*load_transforms(keys, TINY["photo_size"]), Resized(keys, spatial_size=TINY["crop_size"])])
     batch = [load(e) for e in isic_datalist(data, task=2)]
     images = torch.stack([b["image"] for b in batch]).as_tensor()
     truth = {k: torch.stack([b[k] for b in batch]).as_tensor().round() for k in keys[1:]}
@@ -169,9 +171,11 @@ def bundle_probabilities(bundle: Path, photo: Path) -> np.ndarray:
     parser.read_config(str(bundle / "configs" / "inference.json"))
     parser.update({"bundle_root": str(bundle), "device": "$torch.device('cpu')"})
     net = parser.get_parsed_content("network").eval()
-    image = parser.get_parsed_content("preprocessing")({"image": str(photo)})["image"]
+    pre = parser.get_parsed_content("preprocessing")
+    data = pre({"image": str(photo)})
     with torch.no_grad():
-        return net(image[None].as_tensor())[0].numpy()
+        data["pred"] = MetaTensor(net(data["image"][None].as_tensor())[0])
+    return Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)(data)["pred"].numpy()  # photo size
 
 
 def entropy_in_lesion_box(probs: np.ndarray) -> float:

@@ -242,7 +242,8 @@ def test_ground_truth_crop_counts_the_offset_on_the_lesion_grid(tmp_path):
 
     lesion = torch.from_numpy(read_2d(entry["lesion"]) > 0)[None, None].float()
     grid = torch.nn.functional.interpolate(lesion, size=(64, 80), mode="nearest")[0]
-    expected = LesionBBoxCrop(offset=5)(torch.rand(3, 256, 320), grid).meta["lesion_bbox"]
+    photo = torch.rand(3, 128, 160)  # photos are sampled at photo_size, 2 x lesion_size
+    expected = LesionBBoxCrop(offset=5)(photo, grid).meta["lesion_bbox"]
     assert crop["image"].shape[1:] == (32, 32) and cropper.cropper.offset == 5
     assert [op for op in crop["image"].applied_operations if op["class"] == "LesionBBoxCrop"]
     assert crop["image"].meta["lesion_bbox"] == expected
@@ -258,15 +259,43 @@ def test_experiment_variants_label_what_runs():
     assert [p[0] for p in plan][-2:] == ["TATL", "TATL w/o ImageNet"] and plan[0][2]["encoder_weights"] == "/w.pth"
     assert [p[2]["offset"] for p in experiment_variants("table5", {})] == [0, 20, 40, 60]
     assert [p[0] for p in experiment_variants("table6")] == [
-        "U only w/o ImageNet",
-        "Link only w/o ImageNet",
-        "U + Link w/o ImageNet",
+        "ResNet-152 U, Stage 3 w/o ImageNet", "Inception-ResNet-v2 U, Stage 3 w/o ImageNet",
+        "DenseNet-169 U, Stage 3 w/o ImageNet", "EfficientNet-b0 U, Stage 3 w/o ImageNet",
+        "U-Eff (TATL) w/o ImageNet", "L-Eff (TATL) w/o ImageNet", "U + L-Eff (TATL) w/o ImageNet",
+    ]  # fmt: skip
+    files = {"resnet152": "/w/resnet152-394f9c45.pth", "densenet169": "/w/densenet169-b2777c0a.pth"}
+    table6 = experiment_variants("table6", {"encoder_weights": "/w/b0.pth", "imagenet_weights": files})
+    assert [(p[0], p[1], p[2].get("encoder"), p[2]["encoder_weights"], p[2].get("crop")) for p in table6] == [
+        ("ResNet-152 U, Stage 3", (3,), "resnet152", files["resnet152"], False),
+        ("Inception-ResNet-v2 U, Stage 3 w/o ImageNet", (3,), "inceptionresnetv2", "", False),
+        ("DenseNet-169 U, Stage 3", (3,), "densenet169", files["densenet169"], False),
+        ("EfficientNet-b0 U, Stage 3", (3,), "efficientnet-b0", "/w/b0.pth", False),
+        ("U-Eff (TATL)", (1, 2, 3), None, "/w/b0.pth", None),
+        ("L-Eff (TATL)", (1, 2, 3), None, "/w/b0.pth", None),
+        ("U + L-Eff (TATL)", (1, 2, 3), None, "/w/b0.pth", None),
     ]
-    assert [p[0] for p in experiment_variants("table6", {"encoder_weights": "w"})] == [
-        "U only",
-        "Link only",
-        "U + Link",
+    assert all("imagenet_weights" not in p[2] for p in table6)  # a plan setting, not a config value of the runs
+    table8 = experiment_variants("table8", {"encoder_weights": "/w/b0.pth"})
+    assert len(table8) == 5 * 2 * 3 and {p[2]["encoder"] for p in table8} == {
+        "vgg16", "resnet152", "inceptionresnetv2", "densenet169", "efficientnet-b0"
+    }  # fmt: skip
+    assert [(p[0], p[1], p[2]["archs"], p[2].get("freeze_encoder")) for p in table8[:3]] == [
+        ("VGG16 U TATL (FE) w/o ImageNet", (1, 2, 3), ["unet"], True),
+        ("VGG16 U TATL (NF) w/o ImageNet", (1, 2, 3), ["unet"], False),
+        ("VGG16 U Stage 1,3 w/o ImageNet", (1, 3), ["unet"], None),
     ]
+    assert [p[0] for p in table8[-3:]] == [
+        "EfficientNet-b0 Link TATL (FE)", "EfficientNet-b0 Link TATL (NF)", "EfficientNet-b0 Link ImageNet"
+    ]  # fmt: skip
+    small = experiment_variants("table8", {"backbones": ["densenet169"], "archs": ["linknet"]})
+    assert [p[0] for p in small] == [
+        "DenseNet-169 Link TATL (FE) w/o ImageNet", "DenseNet-169 Link TATL (NF) w/o ImageNet",
+        "DenseNet-169 Link Stage 1,3 w/o ImageNet",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=r"'backbones' must be a non-empty list of \['vgg16', 'resnet152'"):
+        experiment_variants("table8", {"backbones": ["vgg19"]})
+    with pytest.raises(ValueError, match="'backbones' chooses the backbones of table6 and table8, not of 'table3'"):
+        experiment_variants("table3", {"backbones": ["vgg16"]})
     assert (
         experiment_variants("tatl", {"freeze_encoder": "true", "crop": "false"})[0][0] == "Stage 2,3 (FE) w/o ImageNet"
     )
@@ -292,15 +321,18 @@ def test_run_label_names_what_ran(stages, overrides, label):
     assert run_label(stages, overrides) == label
 
 
-def test_figure4_line_plot(tmp_path):
+def test_figure4_has_a_panel_per_attribute(tmp_path):
+    """As the paper's Figure 4: one panel per attribute and one of the macro average, a line per method."""
     from monai_skinattr.apps.tatl.experiments import _figure
 
-    summary = {f"{m} @ {f}%": {"macro_average": [f / 100 * k, 0.0, 1]} for m, k in (("TATL", 1), ("Stage 3", 0.5))
+    rows = ("streaks", "globules", "macro_average", "micro_average")
+    summary = {f"{m} @ {f}%": {r: [f / 100 * k, 0.0, 1] for r in rows} for m, k in (("TATL", 1), ("Stage 3", 0.5))
                for f in (100, 60)}  # fmt: skip
     _figure("figure4", summary, tmp_path / "f4.png")
+    _figure("figure4", {k: {"macro_average": v["macro_average"]} for k, v in summary.items()}, tmp_path / "1.png")
     from PIL import Image
 
-    assert Image.open(tmp_path / "f4.png").size[0] > 200
+    assert Image.open(tmp_path / "f4.png").size[0] > 2 * Image.open(tmp_path / "1.png").size[0]  # 3 panels a row
 
 
 def _sharded_masks():
@@ -418,7 +450,9 @@ def test_freeze_encoder_reaches_stage_3_only(freeze):
     ``frozen`` so, and its settings check passes."""
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")])
-    parser.update({"bundle_root": str(CONFIGS.parent), "freeze_encoder": freeze, "archs": ["unet"]})
+    parser.update(
+        {"bundle_root": str(CONFIGS.parent), "freeze_encoder": freeze, "archs": ["unet"], "train_fraction": 0.6}
+    )
     trained = [run for run in parser.get_parsed_content("plan").runs if run.configs[-1].startswith("train_")]
     assert {run.configs[-1] for run in trained} == {"train_lesion.json", "train_union.json", "train_attribute.json"}
     for run in trained:
@@ -429,3 +463,49 @@ def test_freeze_encoder_reaches_stage_3_only(freeze):
         frozen = stage.get_parsed_content("frozen")
         assert frozen is (freeze and run.configs[-1] == "train_attribute.json"), run.name
         assert ("freeze_encoder" in run.overrides) is (run.configs[-1] == "train_attribute.json"), run.name
+
+
+def test_table8_plan_scores_two_attributes_over_reruns():
+    """Table 8 as the pipeline builds it: stage 3 for negative network and streaks only, the union segmenter still
+    on every attribute, the cascade assembled and scored on the two, each fold run again with another
+    initialisation seed (the same folds)."""
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")])
+    parser.update({"bundle_root": str(CONFIGS.parent), "experiment": "table8", "backbones": ["efficientnet-b0"],
+                   "archs": ["unet"], "reruns": 2})  # fmt: skip
+    runs = parser.get_parsed_content("plan").runs
+    rounds = sorted({r.name.rsplit("/", 1)[0].split("/attribute")[0] for r in runs if r.configs[-1] == "evaluate.json"})
+    assert rounds == [
+        "EfficientNet-b0_U_Stage_13_wo_ImageNet/fold0", "EfficientNet-b0_U_Stage_13_wo_ImageNet/fold0_rerun1",
+        "EfficientNet-b0_U_TATL_(FE)_wo_ImageNet/fold0", "EfficientNet-b0_U_TATL_(FE)_wo_ImageNet/fold0_rerun1",
+        "EfficientNet-b0_U_TATL_(NF)_wo_ImageNet/fold0", "EfficientNet-b0_U_TATL_(NF)_wo_ImageNet/fold0_rerun1",
+    ]  # fmt: skip
+    by_config: dict[str, list] = {}
+    for run in runs:
+        by_config.setdefault(run.configs[-1], []).append(run)
+        assert run.overrides.get("init_seed") == (1 if "_rerun1/" in run.name else None), run.name
+        assert run.overrides["encoder"] == "efficientnet-b0" and "backbones" not in run.overrides, run.name
+    assert {r.overrides["attribute"] for r in by_config["train_attribute.json"]} == {"negative_network", "streaks"}
+    assert all("attributes" not in r.overrides for r in by_config["train_union.json"])  # the union of all five
+    for config in ("assemble.json", "evaluate.json"):
+        assert all(r.overrides["attributes"] == ["negative_network", "streaks"] for r in by_config[config])
+
+
+def test_figure4_subsamples_the_target_segmenters_data_only():
+    """Figure 4's training fraction reaches the stage-3 runs only; the Segment-Net and the union segmenters train
+    on all the training folds (their configs resolve ``train_fraction`` to 1)."""
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")])
+    parser.update({"bundle_root": str(CONFIGS.parent), "experiment": "figure4", "archs": ["unet"]})
+    runs = parser.get_parsed_content("plan").runs
+    fractions: dict[str, set] = {}
+    for run in runs:
+        fractions.setdefault(run.configs[-1], set()).add(run.overrides.get("train_fraction"))
+    assert fractions.pop("train_attribute.json") == {1.0, 0.8, 0.6, 0.4}
+    assert set().union(*fractions.values()) == {None}  # every other run: the config's own 1.0
+    for name in ("TATL_wo_ImageNet_at_60pct/fold0/attribute/streaks/unet", "TATL_wo_ImageNet_at_60pct/fold0/lesion"):
+        run = next(r for r in runs if r.name == name)
+        stage = ConfigParser()
+        stage.read_config([str(CONFIGS / c) for c in run.configs])
+        stage.update({"bundle_root": str(CONFIGS.parent), **run.overrides})
+        assert stage.get_parsed_content("train_fraction") == (0.6 if "attribute" in name else 1.0), name

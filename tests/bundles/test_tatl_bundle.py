@@ -103,6 +103,28 @@ def test_main_job_killed_mid_plan_ends_with_the_same_table(tatl_run, tmp_path):
     assert (work / "tatl" / "table.md").read_text() == (run.parents[1] / "table.md").read_text()
 
 
+def test_figure6_draws_the_main_jobs_loss_curves_without_training(tatl_run):
+    """``--experiment figure6`` after the README's main job: the same runs, all finished with the same settings, so
+    nothing trains; the table holds each target segmenter's curve (``eval/curves``), the figure a panel each."""
+    from monai_skinattr.apps.tatl import read_loss_curves
+
+    run, _, _ = tatl_run
+    root = run.parents[3]
+    result = pipeline(root / "work", root / "data", "--experiment", "figure6", root="bundles/tatl", cwd=root)
+    assert result.stdout.count("with the same settings, skipped") == 1 + 1 + 2 + 2 * 5 + 1 + 1
+    assert "**Figure 6: training and validation loss of the target segmenters**" in result.stdout
+    summary = json.loads((root / "work" / "figure6" / "table.json").read_text())
+    assert sorted(summary) == sorted(ATTRIBUTES) and all(sorted(v) == ["linknet", "unet"] for v in summary.values())
+    for attribute, shapes in summary.items():
+        for arch, row in shapes.items():
+            curve = read_loss_curves(run / "eval" / "curves" / "attributes" / attribute / arch / "loss_curves.csv")
+            assert curve["epoch"] == [1.0] and 0 < curve["val_loss"][0] <= 1  # one epoch; TATL's loss is in [0, 1]
+            assert row["training loss (last epoch)"][0] == pytest.approx(curve["train_loss"][0], abs=1e-6)
+            assert row["validation loss (best)"][0] == pytest.approx(curve["val_loss"][0], abs=1e-6)
+    assert (run / "eval" / "curves" / "lesion" / "loss_curves.csv").is_file()  # every stage records its curves
+    assert (root / "work" / "figure6" / "figure.png").stat().st_size > 10_000
+
+
 def _train_command(out: Path, data: Path) -> list[str]:
     return [
         sys.executable, "-m", "monai.bundle", "run", "--config_file", config("common.json", "train_attribute.json"),
@@ -197,7 +219,7 @@ def test_checkpoints_and_cascade_layout(tatl_run):
     assert json.loads((models / "metadata.json").read_text()) == bundle_meta  # ISIC 2018: the bundle's own channels
     settings = json.loads((models / "cascade.json").read_text())
     assert settings["untrained"] == [] and settings["lesion_size"] == [64, 64] and settings["offset"] == 7
-    assert settings["inference_size"] is None and settings["normalization"] == "instance"
+    assert settings["photo_size"] == [128, 128] and settings["normalization"] == "instance"  # 2 x lesion_size
 
 
 def test_zoo_checks(tatl_run, tmp_path):
@@ -235,7 +257,7 @@ def test_cascade_exports_to_one_torchscript_file(tatl_run, tmp_path):
     )  # fmt: skip
     from monai_skinattr.apps.tatl import TATLCascadeNet, cascade_settings
 
-    settings = {k: v for k, v in cascade_settings(run / "models").items() if k not in ("inference_size", "untrained")}
+    settings = {k: v for k, v in cascade_settings(run / "models").items() if k not in ("photo_size", "untrained")}
     eager = TATLCascadeNet(**settings)
     eager.load_state_dict(torch.load(run / "models" / "model.pt", map_location="cpu", weights_only=True))
     x = torch.rand(2, 3, 90, 110)
@@ -314,18 +336,58 @@ def test_wrong_dataset_dir_is_a_clear_error(tmp_path):
     assert not (tmp_path / "ISIC2018_typo").exists()
 
 
-def test_isic2017_end_to_end(tmp_path):
+def _encoder(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.startswith("net.encoder.")}
+
+
+def test_table8_on_isic2017_freezes_the_encoder_in_stage_3_only(tmp_path, monkeypatch, capsys):
+    """Table 8 on ISIC 2017 through the main job's plan (in process, as the command line runs it), one backbone and
+    shape: TATL (FE), TATL (NF) and the no-transfer baseline, scored on negative network and streaks. Every
+    stage's encoder is recorded as the stage built it: the Segment-Net's and the union segmenter's change in
+    training, the FE attribute segmenters' stay exactly the trained union segmenter's."""
+    import monai.bundle
+
+    import monai_skinattr.networks
+    from monai_skinattr.apps.tatl import TATLSegmenter
+
     data = tmp_path / "isic2017"
     synthetic.make_isic(data, n=15, size=(64, 64), year=2017, split="training", progress=False)
-    result = pipeline(tmp_path / "work", data, "--archs", '["unet"]', "--make_synthetic", "false")
-    assert "| milia_like_cyst |" in result.stdout and "globules" not in result.stdout
-    run = tmp_path / "work" / "tatl" / "TATL_wo_ImageNet" / "fold0"
-    scores = json.loads((run / "eval" / "attribute_scores.json").read_text())
-    assert sorted(k for k in scores if k.islower() and "_average" not in k and k not in ("overall", "num_images")) == [
-        "milia_like_cyst", "negative_network", "pigment_network", "streaks"
-    ]  # fmt: skip
+    prepare, started = monai_skinattr.networks.prepare_network, []
+
+    def recording(net, *args):
+        net = prepare(net, *args)
+        if isinstance(net, TATLSegmenter) and len(args) == 2:  # a training stage: (init_checkpoint, frozen)
+            started.append((bool(args[1]), {k: v.clone() for k, v in _encoder(net.state_dict()).items()}))
+        return net
+
+    monkeypatch.setattr(monai_skinattr.networks, "prepare_network", recording)
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run"])
+    monai.bundle.run(
+        config_file=[str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")], bundle_root=str(BUNDLE),
+        workdir=str(tmp_path / "work"), dataset_dir=str(data), make_synthetic=False, spatial_size=[64, 64],
+        epochs=json.loads(ONE_EPOCH), experiment="table8", backbones=["efficientnet-b0"], archs=["unet"],
+    )  # fmt: skip
+    assert "**Table 8: backbones x shapes x TATL (FE) / TATL (NF) / ImageNet" in capsys.readouterr().out
+    table = json.loads((tmp_path / "work" / "table8" / "table.json").read_text())["dice"]
+    labels = ["EfficientNet-b0 U TATL (FE) w/o ImageNet", "EfficientNet-b0 U TATL (NF) w/o ImageNet",
+              "EfficientNet-b0 U Stage 1,3 w/o ImageNet"]  # fmt: skip
+    assert list(table) == labels
+    assert all(sorted(v) == ["macro_average", "micro_average", "negative_network", "streaks"] for v in table.values())
+    # stages 1, 2, 3, 3 of TATL (FE); of TATL (NF); stages 1, 3, 3 of the baseline
+    assert [frozen for frozen, _ in started] == [False, False, True, True] + [False] * 4 + [False] * 3
+    run = tmp_path / "work" / "table8" / "EfficientNet-b0_U_TATL_(FE)_wo_ImageNet" / "fold0"
+    stages = ["lesion", "union/unet", "attributes/negative_network/unet", "attributes/streaks/unet"]
+    trained = [
+        _encoder(torch.load(run / "models" / s / "model.pt", map_location="cpu", weights_only=True)) for s in stages
+    ]
+    for (_, first), last in zip(started[:2], trained[:2], strict=True):  # Segment-Net, union segmenter
+        weights = [k for k in first if k.endswith("weight")]
+        assert sum(not torch.equal(first[k], last[k]) for k in weights) > 0.9 * len(weights)
+    union = trained[1]
+    for (_, first), last in zip(started[2:4], trained[2:], strict=True):  # each attribute segmenter
+        assert all(torch.equal(first[k], union[k]) and torch.equal(last[k], union[k]) for k in union)
     meta = json.loads((run / "models" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
-    assert meta["num_channels"] == 7 and meta["channel_def"]["3"] == "milia_like_cyst"
+    assert meta["num_channels"] == 5 and meta["channel_def"]["3"] == "negative_network"
     bundle(
         "verify_net_in_out", "network_def",
         "--meta_file", str(run / "models" / "metadata.json"),

@@ -6,18 +6,22 @@ from monai_skinattr.data.prepare import image_datalist
 from .data import attributes_of, prepare_dataset, split_datalists
 from .experiments import (
     EXPERIMENTS,
+    curves_table,
     experiment_plan,
     experiment_table,
     experiment_variants,
     grid_offset,
     pretext_scores,
+    read_loss_curves,
 )
 from .models import (
     DEFAULT_SETTINGS,
     assemble_cascade,
     cascade_settings,
     check_attribute,
+    network_settings,
     stage_checkpoints,
+    trained_photo_size,
 )
 from .networks import ARCHS, TATLCascadeNet, TATLSegmenter, optimize_cascade
 from .report import attribute_table, score_cascade, summary_table, write_report
@@ -30,7 +34,6 @@ from .transforms import (
     lesion_crop,
     load_transforms,
     pending_images,
-    photo_transforms,
     with_lesions,
 )
 
@@ -46,19 +49,22 @@ __all__ = [
     "attributes_of",
     "cascade_outputs",
     "cascade_settings",
+    "network_settings",
+    "trained_photo_size",
     "check_attribute",
     "check_offset",
     "check_settings",
+    "curves_table",
     "experiment_plan",
     "experiment_table",
     "experiment_variants",
+    "read_loss_curves",
     "grid_offset",
     "image_datalist",
     "optimize_cascade",
     "lesion_crop",
     "load_transforms",
     "pending_images",
-    "photo_transforms",
     "prepare_dataset",
     "pretext_scores",
     "round_runs",

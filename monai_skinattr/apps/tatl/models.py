@@ -20,11 +20,12 @@ __all__ = [
     "stage_checkpoints",
     "assemble_cascade",
     "DEFAULT_SETTINGS",
+    "network_settings",
+    "trained_photo_size",
 ]
 
 #: How the cascade is built when ``models/cascade.json`` is absent (TATL's sizes, ISIC 2018 attributes).
-#: ``inference_size`` ``None`` feeds each photo at its own size (batch 1; exactly TATL's crop from the original);
-#: a size resizes photos first so they can be batched.
+#: ``photo_size`` is the size every photo was sampled at in training (``load_transforms``), and so in inference.
 DEFAULT_SETTINGS = {
     "attributes": list(ATTRIBUTES),
     "archs": ["unet", "linknet"],
@@ -35,8 +36,10 @@ DEFAULT_SETTINGS = {
     "crop_size": [384, 512],
     "offset": 40,
     "crop": True,
-    "inference_size": None,
+    "photo_size": [768, 1024],
 }
+#: settings of ``cascade.json`` that say how the cascade was trained, not how :class:`TATLCascadeNet` is built
+_RECORD_ONLY = ("photo_size", "untrained", "inference_size")
 
 
 def check_attribute(name: str, attributes: Sequence[str]) -> str:
@@ -51,6 +54,26 @@ def cascade_settings(models_dir: str | Path) -> dict:
     path = Path(models_dir) / "cascade.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
     return {**DEFAULT_SETTINGS, **saved}
+
+
+def network_settings(settings: Mapping) -> dict:
+    """The arguments of :class:`TATLCascadeNet` among cascade ``settings`` (:func:`cascade_settings`)."""
+    return {k: v for k, v in settings.items() if k not in _RECORD_ONLY}
+
+
+def trained_photo_size(settings: Mapping, photo_size: Sequence[int]) -> list[int]:
+    """
+    ``photo_size`` when it is the size the cascade's photos were sampled at in training (``settings["photo_size"]``,
+    :func:`cascade_settings`), else an error: the networks saw photos sampled one way (:func:`load_transforms`), and
+    inference must sample them the same way.
+    """
+    trained = [int(s) for s in settings["photo_size"]]
+    if [int(s) for s in photo_size] != trained:
+        raise ValueError(
+            f"photo_size {list(photo_size)} is not the {trained} this cascade was trained on (models/cascade.json): "
+            "photos must be sampled as in training; retrain with that photo_size to change it."
+        )
+    return trained
 
 
 def stage_checkpoints(settings: Mapping) -> dict[str, str]:
@@ -83,8 +106,7 @@ def assemble_cascade(models_dir: str | Path, settings: Mapping, metadata: str | 
     """
     models = Path(models_dir)
     settings = {**DEFAULT_SETTINGS, **settings}
-    build = {k: v for k, v in settings.items() if k != "inference_size"}
-    net = TATLCascadeNet(**build)
+    net = TATLCascadeNet(**network_settings(settings))
     members = {prefix: models / rel for prefix, rel in stage_checkpoints(settings).items()}
     untrained = []
     for prefix, path in members.items():

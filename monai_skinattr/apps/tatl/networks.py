@@ -82,7 +82,8 @@ class TATLCascadeNet(nn.Module):
     a bilinear resize); stage 2 (union) and stage 3 (one network per attribute) run on the crops; their maps are
     pasted back at their place (bilinear sampling through the crop's affine grid, zero outside the box).
 
-    Input: ``(B, 3, H, W)`` RGB in [0, 1] at any size (the bundle feeds the photo resized to ``inference_size``).
+    Input: ``(B, 3, H, W)`` RGB in [0, 1] at any size (the bundle feeds the photo as training sampled it, at
+    ``photo_size``: ``load_transforms``).
     Output: ``(B, 3 + A, H, W)`` probabilities, channels ``background`` (1 - lesion), ``lesion``, ``union`` and
     one per attribute in ``attributes`` order (channel index = MONAI Label label value).
 

@@ -12,8 +12,9 @@ __all__ = ["SWITCHES", "round_runs", "run_label"]
 
 #: switches of the TATL configs, turned into booleans before they are recorded (``"false"`` from the command line)
 SWITCHES = ("crop", "use_predicted_lesion", "augment", "freeze_encoder", "make_synthetic")
-#: settings only the stage-3 runs get: TATL's FE freezes the attribute segmenters' encoders, nothing else
-STAGE3_ONLY = ("freeze_encoder",)
+#: settings only the stage-3 runs get: TATL's FE freezes the attribute segmenters' encoders, nothing else, and
+#: Figure 4 subsamples the target segmenters' training data only
+STAGE3_ONLY = ("freeze_encoder", "train_fraction")
 
 
 def run_label(stages: Sequence[int], overrides: Mapping | None = None) -> str:
@@ -51,6 +52,7 @@ def round_runs(
     stages: Sequence[int] = (1, 2, 3),
     prefix: str = "",
     pretext_only: bool = False,
+    subset: bool = False,
 ) -> list[BundleRun]:
     """
     The bundle runs of round ``fold`` in order, each named ``<prefix><stage>``: ``lesion`` and ``predict_lesion``
@@ -69,19 +71,21 @@ def round_runs(
         fold: the scored fold.
         attributes: the dataset's attributes (one stage-3 run each per shape).
         epochs: maximum epochs per stage, ``{"lesion", "union", "attribute"}``.
-        overrides: config values for every run (``dataset_dir``, switches...), except ``freeze_encoder``, which
-            only the stage-3 runs get; ``archs`` and ``crop`` are required.
+        overrides: config values for every run (``dataset_dir``, switches...), except ``freeze_encoder`` and
+            ``train_fraction``, which only the stage-3 runs get; ``archs`` and ``crop`` are required.
         stages: TATL stages to run (must include 3); ``1`` absent: no crop (whole images); ``2`` absent: stage 3
             starts from the encoder weights instead of the union network.
         prefix: put before every run name (the variant and fold of an experiment).
         pretext_only: stop after stage 2 (Figure 7 needs the union networks only).
+        subset: ``attributes`` are some of the dataset's (Table 8): the cascade is assembled and scored on them
+            only; stage 2 still learns the union of all.
     """
     if not set(stages) <= {1, 2, 3} or 3 not in stages:
         raise ValueError(f"stages must include 3 and be a subset of (1, 2, 3), got {list(stages)}.")
     given = {k: (as_bool(v, k) if k in SWITCHES else v) for k, v in overrides.items() if v is not None}
     crop = 1 in stages and given["crop"]
     archs = list(given["archs"])
-    stage3 = {k: given[k] for k in STAGE3_ONLY if k in given}  # FE/NF: the attribute segmenters' encoders only
+    stage3 = {k: given[k] for k in STAGE3_ONLY if k in given}  # the attribute segmenters' encoders and data only
     common = {k: v for k, v in given.items() if k not in STAGE3_ONLY}
     common.update(fold=fold, models_dir=str(Path(run_dir) / "models"), output_dir=f"{run_dir}/eval")
     runs: list[BundleRun] = []
@@ -103,8 +107,9 @@ def round_runs(
             values = {"arch": arch, "attribute": name, "from_union": 2 in stages, "max_epochs": epochs["attribute"]}
             values.update(stage3)
             add(f"attribute/{name}/{arch}", ["train_attribute.json"], **values, crop=crop)
-    add("assemble", ["assemble.json"], crop=crop, output_dir=None)
+    only = {"attributes": list(attributes)} if subset else {}
+    add("assemble", ["assemble.json"], crop=crop, output_dir=None, **only)
     label = run_label(stages, given)
     scoring = {"output_dir": f"{run_dir}/eval/cascade", "scores_dir": f"{run_dir}/eval", "run_label": label}
-    add("evaluate", ["inference.json", "evaluate.json"], **scoring)
+    add("evaluate", ["inference.json", "evaluate.json"], **scoring, **only)
     return runs

@@ -41,12 +41,14 @@ def check_settings(
     paper_offset: object = None,
     fold_name: str = "fold",
     encoder_freezable: bool = True,
+    photo_size: object = None,
 ) -> None:
     """
     Refuse, before any data or model is touched, a TATL setting that cannot be honoured exactly: ``spatial_size``
     and ``lesion_size`` (two positive multiples of 32, what the EfficientNet-b0 encoder halves five times), the
     lesion-box ``offset`` on the lesion grid or the experiments' ``paper_offset`` (pixels of TATL's 384-row grid,
-    scaled to ``lesion_size``; :func:`check_offset`), each of ``folds`` against ``num_folds`` (``fold_name``: the
+    scaled to ``lesion_size``; :func:`check_offset`), ``photo_size`` (two positive integers: the size every photo is
+    sampled at, ``load_transforms``), each of ``folds`` against ``num_folds`` (``fold_name``: the
     setting that holds them), and every switch of ``switches`` (:func:`~monai_skinattr.config.check_switches`).
     ``freeze_encoder`` on where the encoder is not ``encoder_freezable`` is refused too: TATL's FE freezes the
     attribute segmenters' encoders (stage 3) only; the Segment-Net and the union segmenters always train theirs.
@@ -58,6 +60,8 @@ def check_settings(
     """
     config.check_settings(spatial_size, 32, switches)  # the size every network of TATL needs, every switch
     lesion = as_size(lesion_size, "lesion_size", multiple=32)
+    if photo_size is not None:
+        as_size(photo_size, "photo_size")
     if paper_offset is not None:
         check_offset(grid_offset(paper_offset, lesion[0]), lesion, "paper_offset", paper_offset)
     if offset is not None:

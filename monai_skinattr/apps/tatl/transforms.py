@@ -18,6 +18,7 @@ from monai_skinattr.data.checks import DatasetLayoutError, draft
 from monai_skinattr.data.images import photo_image, read_mask
 from monai_skinattr.data.isic import COLORS
 from monai_skinattr.transforms import LesionBBoxCropd, read_photo_and_masks
+from monai_skinattr.transforms.array import check_size
 from monai_skinattr.transforms.io import LoadPhotod, mask8, save_mask
 from monai_skinattr.transforms.io import image_id as _image_id
 from monai_skinattr.utils.io import file_sha256, remove_partials, save_image_atomic, write_text_atomic
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "load_transforms",
-    "photo_transforms",
     "lesion_crop",
     "with_lesions",
     "SaveCascadeMasksd",
@@ -39,47 +39,40 @@ __all__ = [
 RUN_RECORD = "cascade_run.json"
 
 
-def load_transforms(keys: KeysCollection, decode_size: int | None = None) -> list[Transform]:
+def load_transforms(keys: KeysCollection, photo_size: Sequence[int] | None = None) -> list[Transform]:
     """
-    How every TATL config reads a photo (key ``"image"``) and its masks (the other ``keys``, any binary encoding):
-    :func:`~monai_skinattr.transforms.read_photo_and_masks`, channel first, 0..255 -> 0..1.
-    Training, stage-1 prediction and the cascade all start from this one definition. With ``decode_size`` (the
-    cascade's photos only) a JPEG is decoded at the smallest JPEG scale whose long side is still at least
-    ``decode_size`` pixels (:class:`~monai_skinattr.transforms.io.LoadPhotod`; 0: full size), and ``Invertd`` gives
-    the predictions back at the photo's original size.
+    TATL's one photo sampling: how training, stage-1 prediction and the cascade all read a photo (key ``"image"``)
+    and its masks (the other ``keys``, any binary encoding), channel first, 0..255 -> 0..1. With ``photo_size``
+    ``(H, W)`` a JPEG is decoded at the smallest JPEG scale whose long side is still at least ``max(photo_size)``
+    (PIL ``draft``), then resized to ``photo_size`` with antialiasing
+    (:class:`~monai_skinattr.transforms.io.LoadPhotod`; ``Invertd`` gives predictions back at the photo's original
+    size in one resize); masks are resized to ``photo_size`` by nearest neighbour. Every later step (the Segment-Net
+    grid, the lesion crops) samples this one photo the same way in training and in the cascade. Without
+    ``photo_size`` the files are read at their own size.
 
     .. code-block:: python
 
-        pre = Compose(load_transforms("image", decode_size=1024))
-        print(pre({"image": "ISIC_0014746.jpg"})["image"].shape)  # a 6642 x 4420 JPEG: (3, 1105, 1661)
+        pre = Compose(load_transforms(["image", "streaks"], photo_size=[768, 1024]))
+        print(pre({"image": "ISIC_0014746.jpg", "streaks": "ISIC_0014746_attribute_streaks.png"})["image"].shape)
+        # a 6642 x 4420 JPEG, decoded at 1661 x 1105, resized: (3, 768, 1024)
     """
-    masks = [k for k in ensure_tuple(keys) if k != "image"]
-    if decode_size is None:
-        load = read_photo_and_masks("image", masks)
-    elif masks:
-        raise ValueError(f"decode_size reads photos only; got mask keys {masks}.")
+    keys = ensure_tuple(keys)
+    masks = [k for k in keys if k != "image"]
+    if photo_size is None:
+        load, resize = read_photo_and_masks([k for k in keys if k == "image"], masks), []
     else:
-        load = [LoadPhotod("image", long_side=decode_size)]
+        size = [check_size(s, "photo_size", 1) for s in ensure_tuple(photo_size)]
+        if len(size) != 2:
+            raise ValueError(f"photo_size must be [rows, columns], got {photo_size!r}.")
+        photo = [LoadPhotod("image", long_side=max(size), size=size)] if "image" in keys else []
+        load = [*photo, *read_photo_and_masks((), masks)]
+        resize = [Resized(masks, spatial_size=size, mode="nearest")] if masks else []
     return [
         *load,
         EnsureChannelFirstd(keys),
         ScaleIntensityRanged(keys, a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
+        *resize,
     ]
-
-
-def photo_transforms(
-    keys: KeysCollection, decode_size: int, inference_size: Sequence[int] | None = None
-) -> list[Transform]:
-    """
-    The cascade's preprocessing: :func:`load_transforms` with the photo decoded for ``decode_size``, then, when
-    ``inference_size`` is given, the photo resized to it (bilinear) so photos can be batched; ``Invertd`` undoes both.
-
-    .. code-block:: python
-
-        pre = Compose(photo_transforms(["image"], decode_size=1024, inference_size=[384, 512]))
-    """
-    resize = [Resized(keys="image", spatial_size=inference_size, mode="bilinear")] if inference_size else []
-    return [*load_transforms(keys, decode_size), *resize]
 
 
 def lesion_crop(keys: Sequence[str], lesion_size: Sequence[int], offset: int) -> list[Transform]:
