@@ -48,16 +48,19 @@ MASKS = REPO.parent / "shared" / "realdata" / "isic_task1_masks" / "groundtruth"
 SIZES = [(704, 1057), (802, 919), (2016, 3024), (768, 1024), (768, 1024), (2000, 3008), (2848, 4288),
          (2848, 4288), (2848, 4288), (4420, 6642)]  # fmt: skip
 QUICK_SIZES = [(768, 1024), (1000, 1500)]
-#: inference.json fed each photo decoded in full at its own size (batch 1), overlays at full size
-FULL = {
-    "preprocessing#transforms": "$monai_skinattr.apps.tatl.load_transforms(@load_keys)",
-    "dataloader#batch_size": 1,
-    "overlay_size": 0,
+#: inference.json fed each photo decoded in full at its own size, overlays at full size
+FULL = {"preprocessing#transforms": "$monai_skinattr.apps.tatl.load_transforms(@load_keys)", "overlay_size": 0}
+#: the default path but every JPEG decoded in full before the antialiased resize (no draft): the draft's own effect
+FULL_DECODE = {
+    "preprocessing#transforms": "$[monai_skinattr.transforms.LoadPhotod('image', size=@photo_size),"
+    " monai.transforms.EnsureChannelFirstd('image'),"
+    " monai.transforms.ScaleIntensityRanged('image', 0, 255, 0.0, 1.0, clip=True)]"
 }
 #: (name, overrides of inference.json, photo folder); the first is the baseline unless --baseline_ref is given
 CONFIGS = [
     ("full resolution (decode, network input at the photo's size, overlay)", FULL, "photos"),
     ("yardstick: full resolution, photos re-saved at JPEG quality 95", FULL, "photos_q95"),
+    ("photos decoded in full, then the antialiased resize to photo_size", FULL_DECODE, "photos"),
     (
         "default (training's sampling: draft decode, antialiased resize to photo_size; 1024 px overlay)",
         {},
@@ -214,7 +217,8 @@ def main() -> None:
                 archs=["unet"], lesion_size=[96, 128], crop_size=[96, 128], offset=10, photo_size=[192, 256]
             )
         calibrated_cascade(models, photos / f"{largest}.jpg", settings)
-        common = {"dataset_dir": str(photos), "models_dir": str(models)}
+        # batch 1 in every row, so each photo is timed (on a CPU the cascade runs one photo per pass anyway)
+        common = {"dataset_dir": str(photos), "models_dir": str(models), "dataloader#batch_size": 1}
         rows = []  # (name, overrides shown, results)
         if args.baseline_ref:
             old = work / "baseline_code"

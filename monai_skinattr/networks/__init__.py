@@ -24,6 +24,7 @@ from .encoders import (
     ResNetEncoder,
     VGG16Encoder,
     get_encoder,
+    input_normalization,
     list_encoders,
     register_encoder,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "fold_batch_norms",
     "freeze_encoder",
     "get_encoder",
+    "input_normalization",
     "init_weights",
     "list_encoders",
     "load_stage_weights",

@@ -33,6 +33,7 @@ __all__ = [
     "register_encoder",
     "get_encoder",
     "list_encoders",
+    "input_normalization",
 ]
 
 #: ``factory(in_channels, weights, **kwargs) -> nn.Module`` by encoder name.
@@ -63,6 +64,22 @@ def register_encoder(name: str, factory: Callable[..., nn.Module] | None = None)
         return fn
 
     return add if factory is None else add(factory)
+
+
+#: the input normalisation (``ChannelNormalization`` mode) an encoder's ImageNet weights expect, where not "imagenet"
+_INPUT_NORMALIZATION = {"inceptionresnetv2": "inception"}
+
+
+def input_normalization(name: str) -> str:
+    """
+    The ``ChannelNormalization`` mode the ImageNet weights of encoder ``name`` were trained with: ``"inception"``
+    (``(x - 0.5) / 0.5``) for Inception-ResNet-v2, ``"imagenet"`` (torchvision's mean and std) for the others.
+
+    .. code-block:: python
+
+        input_normalization("inceptionresnetv2")  # 'inception'
+    """
+    return _INPUT_NORMALIZATION.get(name, "imagenet")
 
 
 def list_encoders() -> list[str]:

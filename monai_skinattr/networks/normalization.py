@@ -10,6 +10,9 @@ __all__ = ["ChannelNormalization"]
 #: ImageNet channel statistics (RGB, inputs scaled to [0, 1]), torchvision's.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: what Inception-style ImageNet weights expect (Google's, timm's ``IMAGENET_INCEPTION_MEAN/STD``): [0, 1] -> [-1, 1]
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
 
 
 class ChannelNormalization(nn.Module):
@@ -30,6 +33,8 @@ class ChannelNormalization(nn.Module):
     Args:
         mode: ``"imagenet"``: ``(x - mean) / std`` with ImageNet mean (0.485, 0.456, 0.406) and std
             (0.229, 0.224, 0.225), for RGB inputs in [0, 1] (what ImageNet-initialised encoders expect);
+            ``"inception"``: ``(x - 0.5) / 0.5`` (what Inception-style ImageNet weights expect, e.g. timm's
+            Inception-ResNet-v2);
             ``"instance"``: per image and channel, subtract the mean over the spatial dimensions and divide by the
             (population) standard deviation plus ``eps`` (any number of channels, any intensity range);
             ``"none"``: identity.
@@ -37,10 +42,11 @@ class ChannelNormalization(nn.Module):
             to 0 instead of NaN.
 
     Raises:
-        ValueError: ``mode`` is none of the above; in ``"imagenet"`` mode, an input without 3 channels.
+        ValueError: ``mode`` is none of the above; in ``"imagenet"`` or ``"inception"`` mode, an input without 3
+            channels.
     """
 
-    modes = ("imagenet", "instance", "none")
+    modes = ("imagenet", "inception", "instance", "none")
 
     def __init__(self, mode: str = "imagenet", eps: float = 1e-6) -> None:
         super().__init__()
@@ -48,13 +54,14 @@ class ChannelNormalization(nn.Module):
             raise ValueError(f"mode must be one of {', '.join(self.modes)}; got '{mode}'.")
         self.mode = mode
         self.eps = eps
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD), persistent=False)
+        inception = mode == "inception"
+        self.register_buffer("mean", torch.tensor(INCEPTION_MEAN if inception else IMAGENET_MEAN), persistent=False)
+        self.register_buffer("std", torch.tensor(INCEPTION_STD if inception else IMAGENET_STD), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "imagenet":
+        if self.mode == "imagenet" or self.mode == "inception":
             if x.dim() < 3 or x.shape[1] != 3:
-                raise ValueError(f"imagenet normalisation needs (B, 3, *spatial) inputs, got {list(x.shape)}.")
+                raise ValueError(f"{self.mode} normalisation needs (B, 3, *spatial) inputs, got {list(x.shape)}.")
             shape = [1, 3] + [1] * (x.dim() - 2)
             return (x - self.mean.to(x.dtype).view(shape)) / self.std.to(x.dtype).view(shape)
         if self.mode == "instance":

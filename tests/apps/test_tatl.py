@@ -292,8 +292,15 @@ def test_experiment_variants_label_what_runs():
         "DenseNet-169 Link TATL (FE) w/o ImageNet", "DenseNet-169 Link TATL (NF) w/o ImageNet",
         "DenseNet-169 Link Stage 1,3 w/o ImageNet",
     ]  # fmt: skip
-    with pytest.raises(ValueError, match=r"'backbones' must be a non-empty list of \['vgg16', 'resnet152'"):
+    with pytest.raises(ValueError, match=r"'backbones' of table8 must be a non-empty list of \['vgg16', 'resnet152'"):
         experiment_variants("table8", {"backbones": ["vgg19"]})
+    with pytest.raises(ValueError, match=r"'backbones' of table6 must be a non-empty list of \['resnet152'"):
+        experiment_variants("table6", {"backbones": ["vgg16"]})  # not one of Table 6's: no column would be left
+    for switch, value in (("freeze_encoder", "true"), ("crop", False), ("use_predicted_lesion", 0), ("augment", 1)):
+        with pytest.raises(
+            ValueError, match=f"'table8' runs the paper's protocol and names its columns by it; '{switch}'"
+        ):
+            experiment_variants("table8", {switch: value})
     with pytest.raises(ValueError, match="'backbones' chooses the backbones of table6 and table8, not of 'table3'"):
         experiment_variants("table3", {"backbones": ["vgg16"]})
     assert (
@@ -463,6 +470,16 @@ def test_freeze_encoder_reaches_stage_3_only(freeze):
         frozen = stage.get_parsed_content("frozen")
         assert frozen is (freeze and run.configs[-1] == "train_attribute.json"), run.name
         assert ("freeze_encoder" in run.overrides) is (run.configs[-1] == "train_attribute.json"), run.name
+
+
+def test_a_cascade_that_does_not_record_its_photo_sampling_is_refused(tmp_path):
+    """A cascade.json from before photo_size was recorded: its networks saw photos sampled another way."""
+    from monai_skinattr.apps.tatl import cascade_settings
+
+    (tmp_path / "cascade.json").write_text(json.dumps({"attributes": ["streaks"], "inference_size": None}))
+    with pytest.raises(ValueError, match="does not record photo_size: the cascade was assembled before TATL sampled"):
+        cascade_settings(tmp_path)
+    assert cascade_settings(tmp_path / "none")["photo_size"] == [768, 1024]  # no cascade.json: the defaults
 
 
 def test_table8_plan_scores_two_attributes_over_reruns():

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
+from monai.data import MetaTensor
+from monai.transforms import Invertd
 
 from monai_skinattr.bundles import BUNDLES_DIR, META_SCHEMA
 from monai_skinattr.data import lesion_splits
@@ -76,7 +78,7 @@ def mobilenet_run(tmp_path_factory):
 
 def test_three_phases_table_resumes_after_kill(mobilenet_run):
     work, stdout = mobilenet_run
-    assert "| phase | lr | lowest val loss | IoU | Dice | ISIC thr. Jaccard |" in stdout
+    assert "| phase | lr | lowest val loss | test loss | IoU | Dice | ISIC thr. Jaccard |" in stdout
     for row in ("| encoder frozen | 0.001 |", "| stage 4 open | 0.0001 |", "| all layers open | 0.0001 |"):
         assert row in stdout
     assert (
@@ -116,6 +118,22 @@ def test_phases_chain_and_pictures(mobilenet_run):
     saved = dict(line.split(",") for line in (out / "metrics.csv").read_text().splitlines())
     assert float(saved["test_jaccard"]) == pytest.approx(scores["jaccard"], abs=1e-6)
     assert float(saved["test_dice"]) == pytest.approx(scores["dice"], abs=1e-6)
+    # the test loss: the training loss (DiceCE) of the logits, resized back to each photo's size, against its mask
+    parser = ConfigParser()
+    parser.read_config([str(MOBILENET / "configs" / c) for c in ("common.json", "inference.json", "evaluate.json")])
+    ran = {k: v for k, v in read_record(run)["evaluate/all"]["settings"].items() if k != "configs"}
+    parser.update({**ran, "bundle_root": str(MOBILENET), "device": "$torch.device('cpu')"})  # as the run was
+    pre, loss = parser.get_parsed_content("preprocessing"), parser.get_parsed_content("loss")
+    net = parser.get_parsed_content("network_def").eval()
+    net.load_state_dict(torch.load(run / "models" / "all" / "model.pt", map_location="cpu", weights_only=True))
+    losses = []
+    for entry in test:
+        data = pre(dict(entry))
+        with torch.no_grad():
+            data["pred"] = MetaTensor(net(data["image"][None].as_tensor())[0])
+        logits = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)(data)["pred"]
+        losses.append(float(loss(logits.as_tensor()[None], data["label"].as_tensor()[None])))
+    assert float(saved["test_loss"]) == pytest.approx(np.mean(losses), abs=1e-5)
 
 
 def _zoo_checks(root: Path, train: list[str], models: Path, data: Path, tmp_path: Path) -> None:

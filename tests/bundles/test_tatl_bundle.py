@@ -106,12 +106,13 @@ def test_main_job_killed_mid_plan_ends_with_the_same_table(tatl_run, tmp_path):
 def test_figure6_draws_the_main_jobs_loss_curves_without_training(tatl_run):
     """``--experiment figure6`` after the README's main job: the same runs, all finished with the same settings, so
     nothing trains; the table holds each target segmenter's curve (``eval/curves``), the figure a panel each."""
-    from monai_skinattr.apps.tatl import read_loss_curves
+    from monai_skinattr.apps.tatl import experiment_plan, read_loss_curves
 
     run, _, _ = tatl_run
     root = run.parents[3]
+    record = (root / "work" / "tatl" / "runs.json").read_text()
     result = pipeline(root / "work", root / "data", "--experiment", "figure6", root="bundles/tatl", cwd=root)
-    assert result.stdout.count("with the same settings, skipped") == 1 + 1 + 2 + 2 * 5 + 1 + 1
+    assert "running" not in result.stdout and (root / "work" / "tatl" / "runs.json").read_text() == record
     assert "**Figure 6: training and validation loss of the target segmenters**" in result.stdout
     summary = json.loads((root / "work" / "figure6" / "table.json").read_text())
     assert sorted(summary) == sorted(ATTRIBUTES) and all(sorted(v) == ["linknet", "unet"] for v in summary.values())
@@ -123,6 +124,11 @@ def test_figure6_draws_the_main_jobs_loss_curves_without_training(tatl_run):
             assert row["validation loss (best)"][0] == pytest.approx(curve["val_loss"][0], abs=1e-6)
     assert (run / "eval" / "curves" / "lesion" / "loss_curves.csv").is_file()  # every stage records its curves
     assert (root / "work" / "figure6" / "figure.png").stat().st_size > 10_000
+    # other settings would train into the tatl experiment's folders: refused before anything runs
+    with pytest.raises(ValueError, match="'figure6' draws from the runs of --experiment tatl in .* 16 of them"):
+        experiment_plan(
+            "figure6", root / "bundles" / "tatl", root / "work", [0], overrides={"dataset_dir": str(root / "data")}
+        )
 
 
 def _train_command(out: Path, data: Path) -> list[str]:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from monai_skinattr.networks import ChannelNormalization, EffUNet
+from monai_skinattr.networks import ChannelNormalization, EffUNet, input_normalization
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -12,6 +12,15 @@ def test_imagenet_is_exact():
     assert torch.equal(ChannelNormalization("imagenet")(x), (x - MEAN) / STD)
     with pytest.raises(ValueError, match="3"):
         ChannelNormalization()(torch.rand(1, 1, 4, 4))
+
+
+def test_inception_maps_0_1_to_minus_1_1_and_is_chosen_for_inception_resnet_v2():
+    x = torch.rand(2, 3, 5, 7)
+    assert torch.equal(ChannelNormalization("inception")(x), (x - 0.5) / 0.5)
+    with pytest.raises(ValueError, match="inception normalisation needs"):
+        ChannelNormalization("inception")(torch.rand(1, 1, 4, 4))
+    assert input_normalization("inceptionresnetv2") == "inception"  # timm's IMAGENET_INCEPTION_MEAN/STD
+    assert {input_normalization(e) for e in ("vgg16", "resnet152", "densenet169", "efficientnet-b0")} == {"imagenet"}
 
 
 def test_instance_standardises_each_image_and_channel():
@@ -25,11 +34,11 @@ def test_instance_standardises_each_image_and_channel():
 def test_none_and_bad_mode():
     x = torch.rand(1, 2, 3, 3)
     assert torch.equal(ChannelNormalization("none")(x), x)
-    with pytest.raises(ValueError, match="imagenet, instance, none"):
+    with pytest.raises(ValueError, match="imagenet, inception, instance, none"):
         ChannelNormalization("zscore")
 
 
-@pytest.mark.parametrize("mode", ["imagenet", "instance", "none"])
+@pytest.mark.parametrize("mode", ["imagenet", "inception", "instance", "none"])
 def test_scriptable_and_stateless(mode, tmp_path):
     norm = ChannelNormalization(mode)
     assert norm.state_dict() == {}

@@ -168,6 +168,7 @@ class TATLTrainTask(TrainTask):
                 "encoder": settings["encoder"],
                 "normalization": settings["normalization"],
                 "lesion_size": list(settings["lesion_size"]),
+                "photo_size": list(settings["photo_size"]),  # photos sampled as the served cascade's were
                 "spatial_size": list(settings["crop_size"]),
                 "offset": settings["offset"],
                 "crop": settings["crop"],

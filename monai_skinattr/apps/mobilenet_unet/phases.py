@@ -76,14 +76,16 @@ def phases_plan(bundle_root: str | Path, workdir: str | Path, overrides: Mapping
 
 
 def phase_table(results: Mapping[str, Mapping[str, float]], out_dir: str | Path | None = None, title: str = "") -> str:
-    """The report's table: per phase the validation loss, test IoU (Jaccard) and Dice, and the parameter split;
-    plus the ISIC Task 1 thresholded Jaccard, sensitivity and specificity."""
-    header = ["phase", "lr", "lowest val loss", "IoU", "Dice", "ISIC thr. Jaccard", "sensitivity", "specificity",
-              "trainable params", "non-trainable params"]  # fmt: skip
+    """The report's table: per phase the validation loss, the test loss (the training loss, DiceCE, of the logits
+    resized to each test photo's size against its mask), test IoU (Jaccard) and Dice, and the parameter split; plus
+    the ISIC Task 1 thresholded Jaccard, sensitivity and specificity."""
+    header = ["phase", "lr", "lowest val loss", "test loss", "IoU", "Dice", "ISIC thr. Jaccard", "sensitivity",
+              "specificity", "trainable params", "non-trainable params"]  # fmt: skip
     rows = []
     for phase, r in results.items():
         name, lr = PHASES[phase]
-        rows.append([name, f"{lr:g}", f"{r['val_loss']:.4f}", f"{r['test_jaccard']:.4f}", f"{r['test_dice']:.4f}",
+        rows.append([name, f"{lr:g}", f"{r['val_loss']:.4f}", f"{r['test_loss']:.4f}", f"{r['test_jaccard']:.4f}",
+                     f"{r['test_dice']:.4f}",
                      f"{r['test_threshold_jaccard']:.4f}", f"{r['test_sensitivity']:.4f}",
                      f"{r['test_specificity']:.4f}", f"{r['trainable']:,}", f"{r['non_trainable']:,}"])  # fmt: skip
     markdown = markdown_table(header, rows, title, text_columns=1)

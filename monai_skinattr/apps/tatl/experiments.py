@@ -19,7 +19,7 @@ from monai_skinattr.config import as_bool
 from monai_skinattr.data import synthetic
 from monai_skinattr.data.images import read_mask
 from monai_skinattr.metrics import isic_task2_score
-from monai_skinattr.runner import Plan, bundle_setting
+from monai_skinattr.runner import Plan, bundle_setting, read_record
 from monai_skinattr.utils.io import markdown_table, write_table
 from monai_skinattr.visualize import bar_chart, line_panels
 
@@ -144,8 +144,9 @@ def experiment_variants(
 
     .. code-block:: python
 
-        [label for label, _, _ in experiment_variants("table6", {"encoder_weights": "w.pth", "backbones": ["vgg16"]})]
-        # ['VGG16 U, Stage 3 w/o ImageNet', 'U-Eff (TATL)', 'L-Eff (TATL)', 'U + L-Eff (TATL)']
+        settings = {"encoder_weights": "w.pth", "backbones": ["resnet152"]}
+        [label for label, _, _ in experiment_variants("table6", settings)]
+        # ['ResNet-152 U, Stage 3 w/o ImageNet', 'U-Eff (TATL)', 'L-Eff (TATL)', 'U + L-Eff (TATL)']
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment must be one of {sorted([*EXPERIMENTS, 'figure7'])}, got '{name}'.")
@@ -153,6 +154,8 @@ def experiment_variants(
     files = {overrides.get("encoder", "efficientnet-b0"): overrides.get("encoder_weights") or ""}
     files.update(overrides.pop("imagenet_weights", None) or {})
     backbones = _backbones(name, overrides.pop("backbones", None))
+    if name in ("table6", "table8"):
+        _check_protocol(name, overrides)
     shapes = overrides.get("archs")
     runs: dict[str, tuple[tuple[int, ...], dict]] = {}
     for stages, imagenet, extra in EXPERIMENTS[name][1]:
@@ -168,14 +171,29 @@ def experiment_variants(
 
 
 def _backbones(name: str, backbones: Sequence[str] | None) -> list[str]:
-    """The backbones an experiment runs: ``backbones`` (Tables 6 and 8 only; each a Table 7 backbone), else all."""
+    """The backbones an experiment runs: ``backbones`` (Tables 6 and 8 only, each one of that table's), else all."""
+    own = list(TABLE6_BACKBONES if name == "table6" else BACKBONES)
     if backbones is None:
-        return list(BACKBONES)
+        return own
     if name not in ("table6", "table8"):
         raise ValueError(f"'backbones' chooses the backbones of table6 and table8, not of '{name}'.")
-    if isinstance(backbones, str) or not backbones or any(b not in BACKBONES for b in backbones):
-        raise ValueError(f"'backbones' must be a non-empty list of {list(BACKBONES)}, got {backbones!r}.")
+    if isinstance(backbones, str) or not backbones or any(b not in own for b in backbones):
+        raise ValueError(f"'backbones' of {name} must be a non-empty list of {own}, got {backbones!r}.")
     return list(backbones)
+
+
+#: the switches Tables 6 and 8 set per column themselves (any other value would change what their labels say)
+_PROTOCOL = {"crop": True, "use_predicted_lesion": True, "augment": False, "freeze_encoder": False}
+
+
+def _check_protocol(name: str, overrides: Mapping) -> None:
+    """Tables 6 and 8 run the paper's protocol: refuse a switch that would make a column other than its label."""
+    for key, paper in _PROTOCOL.items():
+        if key in overrides and as_bool(overrides[key], key) != paper:
+            raise ValueError(
+                f"'{name}' runs the paper's protocol and names its columns by it; '{key}' {overrides[key]!r} would "
+                f"change what they ran (its columns set freeze_encoder themselves). Leave '{key}' at {paper}."
+            )
 
 
 def grid_offset(paper_offset: object, lesion_rows: int) -> int:
@@ -209,8 +227,9 @@ def experiment_plan(
     """
     Experiment ``name`` (a key of :data:`EXPERIMENTS`, or ``"figure7"``) as a plan on the library stage runner:
     every variant of :func:`experiment_variants` on every fold of ``folds`` (the runs of :func:`round_runs`, named
-    ``<variant>/fold<k>/<stage>``), recorded in ``<workdir>/<name>/runs.json`` (Figure 6 draws from the runs of the
-    ``tatl`` experiment, :data:`SHARED_RUNS`: after the main job it trains nothing); its table step writes
+    ``<variant>/fold<k>/<stage>``), recorded in ``<workdir>/<name>/runs.json`` (Figure 6 draws from the finished
+    runs of the ``tatl`` experiment, :data:`SHARED_RUNS`, and refuses to start without them: it trains nothing);
+    its table step writes
     ``table.md/.csv/.json`` (plus ``figure.png`` for figures) under ``<workdir>/<name>/`` and returns the Markdown.
     ``"figure7"`` trains stages 1–2 of the first fold and computes :func:`stability_figure` (``figure7``: its
     keyword arguments, e.g. ``{"max_samples": 8}``). With ``reruns`` > 1 every fold runs that many times, rerun
@@ -234,7 +253,7 @@ def experiment_plan(
     """
     epochs = {"lesion": 40, "union": 40, "attribute": 40, **(epochs or {})}
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    experiment_variants("tatl" if name == "figure7" else name, {"backbones": overrides.get("backbones")})  # by name
+    experiment_variants("tatl" if name == "figure7" else name, overrides)  # by name, before any data is touched
     if isinstance(reruns, bool) or not isinstance(reruns, int) or reruns < 1:
         raise ValueError(f"'reruns' must be an integer >= 1, got {reruns!r}.")
     for switch in SWITCHES:
@@ -273,7 +292,25 @@ def experiment_plan(
                                    subset=scored != attributes)  # fmt: skip
     step = curves_table if name == "figure6" else experiment_table
     table = partial(step, name, bundle_root, out, variants, folds, data_root, epochs, overrides, runs_dir, reruns)
+    if name in SHARED_RUNS:  # draws from another experiment's finished runs; runs and records nothing itself
+        _check_finished(runs, runs_dir, name)
+        return Plan(bundle_root, out, [], table)
     return Plan(bundle_root, runs_dir, runs, table)
+
+
+def _check_finished(runs: Sequence, runs_dir: Path, name: str) -> None:
+    """Refuse ``name`` unless every run it draws from is recorded in ``runs_dir`` as finished with the same
+    settings (it would otherwise train into, and rewrite the record of, another experiment)."""
+    record = read_record(runs_dir)
+    missing = [
+        r.name for r in runs if not record.get(r.name, {}).get("finished") or record[r.name]["settings"] != r.settings()
+    ]
+    if missing:
+        raise ValueError(
+            f"'{name}' draws from the runs of --experiment {SHARED_RUNS[name]} in {runs_dir}, and {len(missing)} of "
+            f"them are not finished with these settings (e.g. {missing[:2]}): run --experiment {SHARED_RUNS[name]} "
+            "with the same settings first."
+        )
 
 
 def experiment_table(
@@ -305,8 +342,9 @@ def experiment_table(
             test = bundle_setting(bundle_root, "datalists", {**variant, "dataset_dir": data_root, "fold": fold})["test"]
             attributes = [k for k in scores if k not in ("macro_average", "micro_average", "overall", "num_images")]
             results.setdefault("pretext (union network)", []).append(pretext_scores(run_dir, test, attributes))
-    markdown, rows, summary = summary_table(results, "jaccard", title)
-    dice_markdown, dice_rows, dice_summary = summary_table(results, "dice", title)
+    unit = "fold(s)" if reruns == 1 else "round(s): folds x reruns"
+    markdown, rows, summary = summary_table(results, "jaccard", title, unit)
+    dice_markdown, dice_rows, dice_summary = summary_table(results, "dice", title, unit)
     markdown += "\n" + dice_markdown
     rows += dice_rows[1:]
     summary = {"jaccard": summary, "dice": dice_summary}

@@ -50,9 +50,19 @@ def check_attribute(name: str, attributes: Sequence[str]) -> str:
 
 
 def cascade_settings(models_dir: str | Path) -> dict:
-    """How the cascade in ``models_dir`` was built (``cascade.json`` beside ``model.pt``), else the defaults."""
+    """
+    How the cascade in ``models_dir`` was built (``cascade.json`` beside ``model.pt``), else the defaults. A
+    ``cascade.json`` without ``photo_size`` (assembled before the bundle recorded how its photos were sampled, 0.5.0)
+    is refused: its networks saw photos sampled another way, and serving them with today's sampling would be wrong
+    without a sign.
+    """
     path = Path(models_dir) / "cascade.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
+    if saved and "photo_size" not in saved:
+        raise ValueError(
+            f"{path} does not record photo_size: the cascade was assembled before TATL sampled training and inference "
+            "photos one way (bundle 0.5.0); train it again."
+        )
     return {**DEFAULT_SETTINGS, **saved}
 
 

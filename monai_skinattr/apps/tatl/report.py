@@ -59,11 +59,12 @@ def write_report(scores: Mapping, out_dir: str | Path, stem: str = "attribute_sc
 
 
 def summary_table(
-    results: Mapping[str, Sequence[Mapping]], metric: str = "jaccard", title: str = ""
+    results: Mapping[str, Sequence[Mapping]], metric: str = "jaccard", title: str = "", unit: str = "fold(s)"
 ) -> tuple[str, list[list[str]], dict]:
     """
     Mean ± standard deviation over folds: one column per variant (``results[label]`` = that variant's per-fold
-    score dicts), one row per attribute plus the macro and micro means (TATL Tables 3–6 and A.10–A.13).
+    score dicts; ``unit`` names what they are), one row per attribute plus the macro and micro means (TATL Tables
+    3–6 and A.10–A.13).
 
     Returns:
         ``(markdown, csv rows with header first (metric, attribute, mean/std per variant),
@@ -81,7 +82,7 @@ def summary_table(
             std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             summary[label][r] = [float(values.mean()), std, len(values)]
     folds = {len(results[k]) for k in labels}
-    head = f"**{title}** ({metric}, mean ± std over {'/'.join(map(str, sorted(folds)))} fold(s))\n\n" if title else ""
+    head = f"**{title}** ({metric}, mean ± std over {'/'.join(map(str, sorted(folds)))} {unit})\n\n" if title else ""
     cells = [[r, *[f"{summary[k][r][0]:.4f} ± {summary[k][r][1]:.4f}" for k in labels]] for r in rows]
     csv_rows = [["metric", "attribute", *[f"{k} {s}" for k in labels for s in ("mean", "std")]]]
     csv_rows += [[metric, r, *[f"{summary[k][r][i]:.6f}" for k in labels for i in (0, 1)]] for r in rows]
