@@ -209,6 +209,11 @@ def _tag(label: str) -> str:
     return label.replace(" ", "_").replace(",", "").replace("/", "").replace("%", "pct").replace("@", "at")
 
 
+def _rounds(folds: Sequence[int], reruns: int) -> list[tuple[int, int]]:
+    """Every ``(fold, rerun)`` a plan runs, in its order."""
+    return [(fold, rerun) for fold in folds for rerun in range(reruns)]
+
+
 def round_folder(label: str, fold: int, rerun: int = 0) -> str:
     """Where a variant's round of ``fold`` runs: ``<variant>/fold<k>``, or ``<variant>/fold<k>_rerun<r>``."""
     return f"{_tag(label)}/fold{fold}" + (f"_rerun{rerun}" if rerun else "")
@@ -262,13 +267,12 @@ def experiment_plan(
         raise ValueError("an experiment's lesion-box offset is 'paper_offset' (pixels of TATL's 384-row grid, scaled "
                          f"to lesion_size), not 'offset' (got offset={overrides['offset']!r}).")  # fmt: skip
     out = Path(workdir) / name
-    plan_keys = ("imagenet_weights", "backbones")
-    data_root = bundle_setting(bundle_root, "data_root", {k: v for k, v in overrides.items() if k not in plan_keys})
+    stage_overrides = {k: v for k, v in overrides.items() if k not in ("imagenet_weights", "backbones")}
+    data_root = bundle_setting(bundle_root, "data_root", stage_overrides)
     attributes = attributes_of(data_root)
     scored = [a for a in attributes if a in SCORED_ATTRIBUTES.get(name, attributes)]
     if not scored:
         raise ValueError(f"'{name}' scores {list(SCORED_ATTRIBUTES[name])}, which {data_root} does not have.")
-    stage_overrides = {k: v for k, v in overrides.items() if k not in plan_keys}
     lesion_rows = bundle_setting(bundle_root, "lesion_size", stage_overrides)[0]
     seed = bundle_setting(bundle_root, "seed", stage_overrides)
     for key in ("archs", "crop"):  # what shapes the runs: the stage configs' own defaults unless given
@@ -284,12 +288,11 @@ def experiment_plan(
     runs_dir = Path(workdir) / SHARED_RUNS.get(name, name)
     runs = []
     for label, stages, variant in variants:
-        for fold in folds:
-            for rerun in range(reruns):
-                rel = round_folder(label, fold, rerun)
-                values = {**variant, "dataset_dir": data_root, "init_seed": seed + rerun if rerun else None}
-                runs += round_runs(runs_dir / rel, fold, scored, epochs, values, stages, f"{rel}/",
-                                   subset=scored != attributes)  # fmt: skip
+        for fold, rerun in _rounds(folds, reruns):
+            rel = round_folder(label, fold, rerun)
+            values = {**variant, "dataset_dir": data_root, "init_seed": seed + rerun if rerun else None}
+            runs += round_runs(runs_dir / rel, fold, scored, epochs, values, stages, f"{rel}/",
+                               subset=scored != attributes)  # fmt: skip
     step = curves_table if name == "figure6" else experiment_table
     table = partial(step, name, bundle_root, out, variants, folds, data_root, epochs, overrides, runs_dir, reruns)
     if name in SHARED_RUNS:  # draws from another experiment's finished runs; runs and records nothing itself
@@ -332,7 +335,7 @@ def experiment_table(
     title = EXPERIMENTS[name][0]
     results: dict[str, list[dict]] = {}
     for label, _, variant in variants:
-        for fold, rerun in [(f, r) for f in folds for r in range(reruns)]:
+        for fold, rerun in _rounds(folds, reruns):
             run_dir = (runs_dir or out) / round_folder(label, fold, rerun)
             scores = json.loads((run_dir / "eval" / "attribute_scores.json").read_text())
             if name != "figure5":
@@ -415,7 +418,7 @@ def curves_table(
     archs = list(variant["archs"])
     values: dict[tuple[str, str], list[list[float]]] = {}
     panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
-    for fold, rerun in [(f, r) for f in folds for r in range(reruns)]:
+    for fold, rerun in _rounds(folds, reruns):
         run_dir = (runs_dir or out) / round_folder(label, fold, rerun)
         settings = {**variant, "dataset_dir": data_root, "fold": fold}
         training = bundle_setting(bundle_root, "datalists", settings)["training"]

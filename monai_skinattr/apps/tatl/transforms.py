@@ -14,11 +14,11 @@ from monai.transforms import EnsureChannelFirstd, MapTransform, Resized, ScaleIn
 from monai.utils import ensure_tuple
 from PIL import Image
 
+from monai_skinattr.config import as_size
 from monai_skinattr.data.checks import DatasetLayoutError, draft
 from monai_skinattr.data.images import photo_image, read_mask
 from monai_skinattr.data.isic import COLORS
 from monai_skinattr.transforms import LesionBBoxCropd, read_photo_and_masks
-from monai_skinattr.transforms.array import check_size
 from monai_skinattr.transforms.io import LoadPhotod, mask8, save_mask
 from monai_skinattr.transforms.io import image_id as _image_id
 from monai_skinattr.utils.io import file_sha256, remove_partials, save_image_atomic, write_text_atomic
@@ -61,9 +61,7 @@ def load_transforms(keys: KeysCollection, photo_size: Sequence[int] | None = Non
     if photo_size is None:
         load, resize = read_photo_and_masks([k for k in keys if k == "image"], masks), []
     else:
-        size = [check_size(s, "photo_size", 1) for s in ensure_tuple(photo_size)]
-        if len(size) != 2:
-            raise ValueError(f"photo_size must be [rows, columns], got {photo_size!r}.")
+        size = as_size(list(ensure_tuple(photo_size)), "photo_size")
         photo = [LoadPhotod("image", long_side=max(size), size=size)] if "image" in keys else []
         load = [*photo, *read_photo_and_masks((), masks)]
         resize = [Resized(masks, spatial_size=size, mode="nearest")] if masks else []
