@@ -9,7 +9,7 @@ Everything runs in this one process, one configuration after the other, on a syn
 (``make_isic``, photos written at ``--size``) in a temporary folder. Stage 3 is the attribute stage
 (``common.json`` + ``train_attribute.json``, attribute ``pigment_network``) built by ``monai.bundle.ConfigWorkflow``
 as ``monai.bundle run`` builds it, with ``from_union false`` (random initialisation instead of the union checkpoint:
-other weights, the same work) and ``use_predicted_lesion false`` (the ground-truth lesion mask drives the crop, so
+other weights, the same work) and ``lesion_source ground_truth`` (the ground-truth lesion mask drives the crop, so
 stage 1 need not run first). Its log and progress bar go to a file in the temporary folder. Rows:
 
 - (a) baseline: forward, loss (``TverskyJaccardLoss`` as in ``common.json``), backward, SGD step (on CUDA with AMP
@@ -142,7 +142,7 @@ def _workflow(data_root: Path, work: Path, arch: str, args: argparse.Namespace, 
         "attribute": ATTRIBUTE,
         "arch": arch,
         "from_union": False,
-        "use_predicted_lesion": False,
+        "lesion_source": "ground_truth",
         "spatial_size": list(args.size),
         "lesion_size": list(args.size),
         "offset": grid_offset(PAPER_OFFSET, args.size[0]),  # the paper's 40 pixels of 384 rows, on this grid

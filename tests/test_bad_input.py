@@ -182,7 +182,7 @@ def test_bundle_training_stops_before_any_work(isic, tmp_path):
     assert "ISIC_0000003_segmentation.png: mask has 3 channel(s) (RGB), expected 1" in errors
     (models / "union" / "unet").mkdir(parents=True)
     torch.save(TATLSegmenter("linknet").state_dict(), models / "union" / "unet" / "model.pt")
-    errors = _refused(stage3, dataset_dir=str(isic), use_predicted_lesion="false", **common)
+    errors = _refused(stage3, dataset_dir=str(isic), lesion_source="ground_truth", **common)
     assert (
         f"ValueError: checkpoint '{models}/union/unet/model.pt' does not fit TATLSegmenter(arch='unet', "
         "encoder='efficientnet-b0'): it lacks 60" in errors
@@ -219,6 +219,8 @@ def _files(folder):
     [
         (PLAN, ["--spatial_size", "[65, 97]"], "'spatial_size' must be 2 positive multiples of 32, got [65, 97]."),
         (PLAN, ["--make_synthetic", "maybe"], "'make_synthetic' must be true or false (or 1 / 0), got 'maybe'."),
+        (PLAN, ["--lesion_source", "in_sample"], "'lesion_source' must be one of ['ground_truth', 'segment_net', "
+                                                 "'inner_folds'], got 'in_sample'."),
     ],
 )  # fmt: skip
 def test_settings_are_refused_by_name_before_any_work(tmp_path, configs, args, message):
@@ -272,6 +274,14 @@ def _messages(error: BaseException) -> list[str]:
         ({"paper_offset": 2000}, "'paper_offset' 2000 (667 pixels on the lesion grid) must be smaller than 128, the "
                                  "short side of the lesion grid (lesion_size [128, 160])."),
         ({"folds": [7]}, "'folds' must be an integer from 0 to 4 (num_folds 5), got 7."),
+        ({"lesion_dataset_dir": "/data/ISIC2017"}, "'lesion_dataset_dir' trains the Segment-Net on other photos, so "
+                                                   "its lesions on the training photos are already out of sample: use "
+                                                   "it with lesion_source 'segment_net', not 'inner_folds'."),
+        ({"experiment": "lesion_sources", "lesion_source": "segment_net"}, "'lesion_sources' sets 'lesion_source' per "
+                                                                           "column itself; remove 'lesion_source' "
+                                                                           "'segment_net'."),
+        ({"experiment": "table5", "paper_offset": 20}, "'table5' sets 'paper_offset' per column itself; remove "
+                                                       "'paper_offset' 20."),
     ],
 )  # fmt: skip
 def test_tatl_pipeline_settings_are_refused_before_any_work(tmp_path, monkeypatch, overrides, message):
@@ -293,6 +303,7 @@ def test_tatl_pipeline_settings_are_refused_before_any_work(tmp_path, monkeypatc
         ({"fold": 5}, "'fold' must be an integer from 0 to 4 (num_folds 5), got 5."),
         ({"crop": "maybe"}, "'crop' must be true or false (or 1 / 0), got 'maybe'."),
         ({"photo_size": [768, 0]}, "'photo_size' must be 2 positive integers, got [768, 0]."),
+        ({"inner_folds": 1}, "'inner_folds' must be an integer >= 2, got 1."),
         ({"freeze_encoder": "true"}, "'freeze_encoder' applies to stage 3 only (train_attribute.json, TATL's FE): "
                                      "the Segment-Net and the union segmenters always train their encoders."),
     ],
@@ -307,6 +318,18 @@ def test_tatl_stage_settings_are_refused_before_any_work(tmp_path, overrides, me
                          bundle_root=str(root), **overrides)  # fmt: skip
     assert f"ValueError: {message}" in _messages(err.value)
     assert not any(p.is_file() for p in root.rglob("*"))
+
+
+def test_a_missing_lesion_dataset_dir_is_refused_before_any_work(tmp_path):
+    import monai.bundle
+
+    with pytest.raises(Exception) as err:
+        configs = [str(CONFIGS / "common.json"), str(CONFIGS / "train_lesion.json")]
+        monai.bundle.run(config_file=configs, bundle_root=str(tmp_path), lesion_source="segment_net",
+                         lesion_dataset_dir="/nowhere/ISIC")  # fmt: skip
+    assert "DatasetLayoutError: 1 problem(s) in dataset '/nowhere/ISIC':\n  - lesion_dataset_dir: not an ISIC " \
+           "challenge folder" in _messages(err.value)  # fmt: skip
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
 @pytest.mark.parametrize("case", ["size", "switch", "data"])

@@ -69,7 +69,8 @@ def test_tatl_runs_get_the_configs_values():
     parser["bundle_root"] = str(configs.parent)
     plan = parser.get_parsed_content("plan")
     common = json.loads((configs / "common.json").read_text())
-    per_run = {"fold", "models_dir", "output_dir", "max_epochs", "arch", "attribute", "from_union", "crop", "offset"}
+    per_run = {"fold", "models_dir", "output_dir", "max_epochs", "arch", "attribute", "from_union", "crop", "offset",
+               "lesion_holdout"}  # fmt: skip
     for run in plan.runs:
         for key in run.overrides.keys() & common.keys() - per_run - {"dataset_dir"}:
             assert run.overrides[key] == parser.get_parsed_content(key), (run.name, key)

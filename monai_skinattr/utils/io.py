@@ -119,8 +119,9 @@ def file_sha256(path: str | Path) -> str:
 def write_table(
     out_dir: str | Path, stem: str, markdown: str, header: Sequence[str], rows: Sequence[Sequence], data: object
 ) -> None:
-    """``<stem>.md``, ``.csv`` and ``.json`` in ``out_dir`` (atomic)."""
+    """``<stem>.md``, ``.csv`` and ``.json`` in ``out_dir`` (atomic; the folder is made if missing)."""
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)

@@ -232,7 +232,7 @@ def test_ground_truth_crop_counts_the_offset_on_the_lesion_grid(tmp_path):
     synthetic.make_isic(data, n=5, size=(256, 320), progress=False)
     parser = _parse(
         "common.json", "train_union.json", dataset_dir=str(data), bundle_root=str(tmp_path),
-        use_predicted_lesion="false", lesion_size=[64, 80], offset=5, spatial_size=[32, 32], val_fraction=1,
+        lesion_source="ground_truth", lesion_size=[64, 80], offset=5, spatial_size=[32, 32], val_fraction=1,
     )  # fmt: skip
     entry = parser.get_parsed_content("train#dataset#data")[0]
     cropper = next(t for t in parser.get_parsed_content("train#deterministic_transforms") if hasattr(t, "cropper"))
@@ -296,7 +296,9 @@ def test_experiment_variants_label_what_runs():
         experiment_variants("table8", {"backbones": ["vgg19"]})
     with pytest.raises(ValueError, match=r"'backbones' of table6 must be a non-empty list of \['resnet152'"):
         experiment_variants("table6", {"backbones": ["vgg16"]})  # not one of Table 6's: no column would be left
-    for switch, value in (("freeze_encoder", "true"), ("crop", False), ("use_predicted_lesion", 0), ("augment", 1)):
+    with pytest.raises(ValueError, match="'table8' runs the paper's protocol, whose crops come from a Segment-Net"):
+        experiment_variants("table8", {"lesion_source": "ground_truth"})
+    for switch, value in (("freeze_encoder", "true"), ("crop", False), ("augment", 1)):
         with pytest.raises(
             ValueError, match=f"'table8' runs the paper's protocol and names its columns by it; '{switch}'"
         ):
@@ -319,9 +321,14 @@ def test_experiment_variants_label_what_runs():
         ((1, 2, 3), {}, "TATL w/o ImageNet"),
         ((1, 2, 3), {"encoder_weights": "w.pth"}, "TATL"),
         ((1, 2, 3), {"crop": "false"}, "Stage 2,3 w/o ImageNet"),
-        ((1, 3), {"use_predicted_lesion": 0, "augment": "1"}, "Stage 1,3 (ground-truth lesion crops, augmentation)"
-                                                             " w/o ImageNet"),
-        ((3,), {"use_predicted_lesion": False, "freeze_encoder": True, "encoder_weights": "w"}, "Stage 3 (FE)"),
+        ((1, 3), {"lesion_source": "ground_truth", "augment": "1"}, "Stage 1,3 (ground-truth lesion crops, "
+                                                                   "augmentation) w/o ImageNet"),
+        ((3,), {"lesion_source": "ground_truth", "freeze_encoder": True, "encoder_weights": "w"}, "Stage 3 (FE)"),
+        ((1, 2, 3), {"lesion_source": "inner_folds"}, "TATL w/o ImageNet"),
+        ((1, 2, 3), {"lesion_source": "segment_net"}, "TATL (in-sample lesion crops) w/o ImageNet"),
+        ((1, 2, 3), {"lesion_source": "segment_net", "lesion_dataset_dir": "/d", "encoder_weights": "w"},
+         "TATL (Task 1 Segment-Net)"),
+        ((2, 3), {"lesion_source": "segment_net", "crop": False}, "Stage 2,3 w/o ImageNet"),
     ],
 )  # fmt: skip
 def test_run_label_names_what_ran(stages, overrides, label):
@@ -398,16 +405,19 @@ def test_experiment_plan_names_every_run_once(tmp_path):
     synthetic.make_isic(data, n=5, size=(32, 32), progress=False)
     overrides = {"dataset_dir": str(data), "archs": ["unet"], "lesion_size": [128, 160]}
     plan = experiment_plan("table5", CONFIGS.parent, tmp_path / "work", [0, 1], {"attribute": 2}, overrides)
-    assert len(plan.runs) == 4 * 2 * (1 + 1 + 1 + 5 + 1 + 1) and plan.workdir == tmp_path / "work" / "table5"
-    assert [r.name for r in plan.runs[:3]] == [
+    # Segment-Net, its lesions, 5 inner Segment-Nets and theirs, union, 5 attributes, cascade, scores
+    assert len(plan.runs) == 4 * 2 * (1 + 1 + 5 * 2 + 1 + 5 + 1 + 1) and plan.workdir == tmp_path / "work" / "table5"
+    assert [r.name for r in plan.runs[:5]] == [
         "offset_0_wo_ImageNet/fold0/lesion", "offset_0_wo_ImageNet/fold0/predict_lesion",
-        "offset_0_wo_ImageNet/fold0/union/unet",
+        "offset_0_wo_ImageNet/fold0/lesion/inner0", "offset_0_wo_ImageNet/fold0/predict_lesion/inner0",
+        "offset_0_wo_ImageNet/fold0/lesion/inner1",
     ]  # fmt: skip
     assert [r.overrides["offset"] for r in plan.runs if r.name.endswith("/fold0/lesion")] == [0, 7, 13, 20]
     assert {r.overrides["max_epochs"] for r in plan.runs if "/attribute/" in r.name} == {2}
-    assert {r.overrides["max_epochs"] for r in plan.runs if r.name.endswith("/lesion")} == {40}
-    figure7 = experiment_plan("figure7", CONFIGS.parent, tmp_path / "work", [1], None, overrides)
-    assert [r.name for r in figure7.runs] == ["lesion", "predict_lesion", "union/unet"]
+    assert {r.overrides["max_epochs"] for r in plan.runs if "/lesion" in r.name} == {40}
+    figure7 = experiment_plan("figure7", CONFIGS.parent, tmp_path / "work", [1], None, {**overrides, "inner_folds": 2})
+    assert [r.name for r in figure7.runs] == ["lesion", "predict_lesion", "lesion/inner0", "predict_lesion/inner0",
+                                             "lesion/inner1", "predict_lesion/inner1", "union/unet"]  # fmt: skip
     assert figure7.runs[0].overrides["fold"] == 1 and figure7.runs[0].overrides["offset"] == 13
 
 
@@ -526,3 +536,93 @@ def test_figure4_subsamples_the_target_segmenters_data_only():
         stage.read_config([str(CONFIGS / c) for c in run.configs])
         stage.update({"bundle_root": str(CONFIGS.parent), **run.overrides})
         assert stage.get_parsed_content("train_fraction") == (0.6 if "attribute" in name else 1.0), name
+
+
+def _resolved(run, bundle_root: Path, key: str) -> object:
+    stage = ConfigParser()
+    stage.read_config([str(CONFIGS / c) for c in run.configs])
+    stage.update({"bundle_root": str(bundle_root), **run.overrides})
+    stage.get_parsed_content("checked_settings")
+    return stage.get_parsed_content(key)
+
+
+@pytest.mark.parametrize("source", ["inner_folds", "segment_net", "task1", "ground_truth"])
+def test_every_segment_net_trains_and_predicts_the_photos_its_source_says(tmp_path, source):
+    """The main job's plan, each Segment-Net run resolved by its own configs: with ``inner_folds`` no Segment-Net
+    predicts a photo it trained on and the crops of every training and validation photo are predicted once; with
+    ``segment_net`` the round's Segment-Net predicts the photos it trained on (in-sample); with a Task 1 set
+    (here the Task 1 ground truth of the very folder, as ISIC 2018 Task 1 holds the Task 2 photos) the scored
+    photos are taken out of it; ``ground_truth`` predicts nothing. The scored photos reach no Segment-Net. (The
+    validation photos select every Segment-Net's checkpoint, as they select every stage's.)"""
+    data = tmp_path / "data"
+    synthetic.make_isic(data, n=15, size=(32, 32), progress=False)
+    settings = {"lesion_source": "segment_net", "lesion_dataset_dir": str(data)} if source == "task1" else {
+        "lesion_source": source}  # fmt: skip
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")])
+    parser.update({"bundle_root": str(CONFIGS.parent), "dataset_dir": str(data), "archs": ["unet"],
+                   "inner_folds": 3, **settings})  # fmt: skip
+    runs = parser.get_parsed_content("plan").runs
+    split = {k: {e["id"] for e in v} for k, v in split_datalists(data, fold=0).items()}
+    trained, selected, predicted = {}, {}, {}
+    for run in runs:
+        name = run.name.split("fold0/")[1]
+        if run.configs[-1] == "train_lesion.json":
+            trained[name] = {e["id"] for e in _resolved(run, CONFIGS.parent, "train#dataset#data")}
+            selected[name] = {e["id"] for e in _resolved(run, CONFIGS.parent, "validate#dataset#data")}
+        elif run.configs[-1] == "predict_lesion.json":
+            predicted[name.replace("predict_lesion", "lesion")] = [e["id"] for e in _resolved(run, CONFIGS.parent,
+                                                                                              "datalist")]  # fmt: skip
+    everything = split["training"] | split["validation"]
+    assert not any((ids | selected[n]) & split["test"] for n, ids in trained.items())
+    if source == "ground_truth":
+        assert list(trained) == ["lesion"] and predicted == {}
+        return
+    assert sorted(sum(predicted.values(), [])) == sorted(everything)  # every crop's lesion predicted once
+    if source == "inner_folds":
+        assert list(trained) == ["lesion", "lesion/inner0", "lesion/inner1", "lesion/inner2"]
+        assert all(trained[n].isdisjoint(predicted[n]) for n in trained)
+        assert predicted["lesion"] == sorted(split["validation"])  # the round's Segment-Net never trained on them
+    elif source == "segment_net":
+        assert trained == {"lesion": split["training"]}  # in sample: it predicts the photos it trained on
+    else:
+        assert trained["lesion"] | selected["lesion"] == set(isic_ids(15)) - split["test"]
+
+
+def isic_ids(n: int) -> list[str]:
+    return [f"ISIC_{i:07d}" for i in range(n)]
+
+
+def test_box_ious_compare_the_boxes_tatl_cuts(tmp_path):
+    """Known boxes: 8 x 8 squares 4 rows apart overlap by a third; grown by 2 px, by a half; an empty prediction
+    is the whole grid (the box TATL cuts then)."""
+    from monai_skinattr.apps.tatl.boxes import box_ious
+    from monai_skinattr.transforms.io import save_mask
+
+    def mask(name, rows):
+        m = np.zeros((32, 32), dtype=bool)
+        m[rows, 4:12] = True
+        save_mask(m.astype(np.uint8) * 255, tmp_path / name)
+        return tmp_path / name
+
+    pred, truth, empty = mask("p.png", slice(4, 12)), mask("t.png", slice(8, 16)), mask("e.png", slice(0, 0))
+    assert box_ious([pred, truth], [truth, truth], [32, 32], 0).tolist() == pytest.approx([1 / 3, 1.0])
+    assert box_ious([pred], [truth], [32, 32], 2).tolist() == pytest.approx([0.5])
+    assert box_ious([empty], [truth], [32, 32], 0).tolist() == pytest.approx([64 / 1024])
+    assert box_ious([pred], [truth], [64, 64], 0).tolist() == pytest.approx([1 / 3])  # the same on a finer grid
+    with pytest.raises(ValueError, match="need as many predicted as ground-truth masks"):
+        box_ious([pred], [], [32, 32], 0)
+
+
+def test_lesion_sources_has_a_column_per_source(tmp_path):
+    task1 = str(synthetic.make_isic(tmp_path, n=2, size=(32, 32), split="validation", progress=False))
+    sources = experiment_variants("lesion_sources", {"lesion_dataset_dir": task1, "encoder_weights": "w"})
+    assert [(label, v["lesion_source"], v["lesion_dataset_dir"]) for label, _, v in sources] == [
+        ("TATL (ground-truth lesion crops)", "ground_truth", ""), ("TATL (in-sample lesion crops)", "segment_net", ""),
+        ("TATL", "inner_folds", ""), ("TATL (Task 1 Segment-Net)", "segment_net", task1),
+    ]  # fmt: skip
+    assert len(experiment_variants("lesion_sources")) == 3  # without a Task 1 set, no fourth column
+    with pytest.raises(ValueError, match="'lesion_sources' compares where the crops' lesions come from; 'crop'"):
+        experiment_variants("lesion_sources", {"crop": "false"})
+    with pytest.raises(ValueError, match="'lesion_dataset_dir' trains the Segment-Net on other photos"):
+        experiment_variants("tatl", {"lesion_dataset_dir": task1})  # with the default inner_folds

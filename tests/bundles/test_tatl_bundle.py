@@ -85,7 +85,8 @@ def test_finished_pipeline_is_not_retrained(tatl_run):
     run, data, stdout = tatl_run
     files = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     again = pipeline(run.parents[2], data, root="bundles/tatl", cwd=run.parents[3])
-    assert again.stdout.count("with the same settings, skipped") == 1 + 1 + 2 + 2 * len(ATTRIBUTES) + 1 + 1
+    inner = 2 * 5  # the 5 inner Segment-Nets (lesion_source inner_folds) and their held-out lesions
+    assert again.stdout.count("with the same settings, skipped") == 1 + 1 + inner + 2 + 2 * len(ATTRIBUTES) + 1 + 1
     assert "| micro_average |" in again.stdout and {p: p.stat().st_mtime_ns for p in files} == files
 
 
@@ -97,7 +98,7 @@ def test_main_job_killed_mid_plan_ends_with_the_same_table(tatl_run, tmp_path):
     killed = "TATL_wo_ImageNet/fold0/attribute/negative_network/unet"
     kill_during(["-m", "monai.bundle", *pipeline_args(work, data)], work / "tatl", killed)
     resumed = pipeline(work, data)
-    assert resumed.stdout.count("with the same settings, skipped") == 1 + 1 + 2 + 2 * 2
+    assert resumed.stdout.count("with the same settings, skipped") == 1 + 1 + 2 * 5 + 2 + 2 * 2
     assert f"{killed}: resuming from its last checkpoint" in resumed.stdout
     assert all(entry["finished"] for entry in read_record(work / "tatl").values())
     assert (work / "tatl" / "table.md").read_text() == (run.parents[1] / "table.md").read_text()
@@ -125,7 +126,7 @@ def test_figure6_draws_the_main_jobs_loss_curves_without_training(tatl_run):
     assert (run / "eval" / "curves" / "lesion" / "loss_curves.csv").is_file()  # every stage records its curves
     assert (root / "work" / "figure6" / "figure.png").stat().st_size > 10_000
     # other settings would train into the tatl experiment's folders: refused before anything runs
-    with pytest.raises(ValueError, match="'figure6' draws from the runs of --experiment tatl in .* 16 of them"):
+    with pytest.raises(ValueError, match="'figure6' draws from the runs of --experiment tatl in .* 26 of them"):
         experiment_plan(
             "figure6", root / "bundles" / "tatl", root / "work", [0], overrides={"dataset_dir": str(root / "data")}
         )
@@ -136,7 +137,7 @@ def _train_command(out: Path, data: Path) -> list[str]:
         sys.executable, "-m", "monai.bundle", "run", "--config_file", config("common.json", "train_attribute.json"),
         "--bundle_root", str(BUNDLE), "--dataset_dir", str(data), "--models_dir", str(out / "models"),
         "--output_dir", str(out / "eval"), "--attribute", "pigment_network", "--from_union", "false",
-        "--use_predicted_lesion", "false", "--spatial_size", "[64, 64]", "--lesion_size", "[64, 64]",
+        "--lesion_source", "ground_truth", "--spatial_size", "[64, 64]", "--lesion_size", "[64, 64]",
         "--max_epochs", "3", "--batch_size", "2",
     ]  # fmt: skip
 
@@ -314,8 +315,8 @@ def test_switches_mean_what_they_say(tmp_path):
         *base,
         "--crop",
         "True",
-        "--use_predicted_lesion",
-        "false",
+        "--lesion_source",
+        "ground_truth",
         "--augment",
         "1",
         "--freeze_encoder",
@@ -372,6 +373,7 @@ def test_table8_on_isic2017_freezes_the_encoder_in_stage_3_only(tmp_path, monkey
         config_file=[str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")], bundle_root=str(BUNDLE),
         workdir=str(tmp_path / "work"), dataset_dir=str(data), make_synthetic=False, spatial_size=[64, 64],
         epochs=json.loads(ONE_EPOCH), experiment="table8", backbones=["efficientnet-b0"], archs=["unet"],
+        inner_folds=2,
     )  # fmt: skip
     assert "**Table 8: backbones x shapes x TATL (FE) / TATL (NF) / ImageNet" in capsys.readouterr().out
     table = json.loads((tmp_path / "work" / "table8" / "table.json").read_text())["dice"]
@@ -379,18 +381,18 @@ def test_table8_on_isic2017_freezes_the_encoder_in_stage_3_only(tmp_path, monkey
               "EfficientNet-b0 U Stage 1,3 w/o ImageNet"]  # fmt: skip
     assert list(table) == labels
     assert all(sorted(v) == ["macro_average", "micro_average", "negative_network", "streaks"] for v in table.values())
-    # stages 1, 2, 3, 3 of TATL (FE); of TATL (NF); stages 1, 3, 3 of the baseline
-    assert [frozen for frozen, _ in started] == [False, False, True, True] + [False] * 4 + [False] * 3
+    # stage 1 (the Segment-Net and 2 inner ones), 2, 3, 3 of TATL (FE); of TATL (NF); stages 1, 3, 3 of the baseline
+    assert [frozen for frozen, _ in started] == [False] * 4 + [True, True] + [False] * 6 + [False] * 5
     run = tmp_path / "work" / "table8" / "EfficientNet-b0_U_TATL_(FE)_wo_ImageNet" / "fold0"
     stages = ["lesion", "union/unet", "attributes/negative_network/unet", "attributes/streaks/unet"]
     trained = [
         _encoder(torch.load(run / "models" / s / "model.pt", map_location="cpu", weights_only=True)) for s in stages
     ]
-    for (_, first), last in zip(started[:2], trained[:2], strict=True):  # Segment-Net, union segmenter
+    for (_, first), last in zip([started[0], started[3]], trained[:2], strict=True):  # Segment-Net, union segmenter
         weights = [k for k in first if k.endswith("weight")]
         assert sum(not torch.equal(first[k], last[k]) for k in weights) > 0.9 * len(weights)
     union = trained[1]
-    for (_, first), last in zip(started[2:4], trained[2:], strict=True):  # each attribute segmenter
+    for (_, first), last in zip(started[4:6], trained[2:], strict=True):  # each attribute segmenter
         assert all(torch.equal(first[k], union[k]) and torch.equal(last[k], union[k]) for k in union)
     meta = json.loads((run / "models" / "metadata.json").read_text())["network_data_format"]["outputs"]["pred"]
     assert meta["num_channels"] == 5 and meta["channel_def"]["3"] == "negative_network"
@@ -400,6 +402,38 @@ def test_table8_on_isic2017_freezes_the_encoder_in_stage_3_only(tmp_path, monkey
         "--config_file", str(CONFIGS / "inference.json"),
         "--bundle_root", str(BUNDLE), "--models_dir", str(run / "models"), "--any", "48",
     )  # fmt: skip
+
+
+def test_lesion_sources_compares_the_crops_boxes_of_every_source(tmp_path, monkeypatch):
+    """``--experiment lesion_sources`` (in process, as the command line runs it) with a separate Task 1 set: four
+    columns, and the box table. Ground-truth crops agree with the ground truth exactly; the first three columns
+    train the same Segment-Net (same photos, same seed), so their scored photos get the same boxes."""
+    import monai.bundle
+
+    data, task1 = tmp_path / "data", tmp_path / "task1"
+    synthetic.make_isic(data, n=15, size=(64, 64), progress=False)
+    synthetic.make_isic(task1, n=6, size=(64, 64), split="validation", progress=False)  # other photos
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run"])
+    monai.bundle.run(
+        config_file=[str(CONFIGS / "common.json"), str(CONFIGS / "pipeline.json")], bundle_root=str(BUNDLE),
+        workdir=str(tmp_path / "work"), dataset_dir=str(data), spatial_size=[64, 64], epochs=json.loads(ONE_EPOCH),
+        experiment="lesion_sources", archs=["unet"], inner_folds=2, lesion_dataset_dir=str(task1),
+    )  # fmt: skip
+    out = tmp_path / "work" / "lesion_sources"
+    table = json.loads((out / "table.json").read_text())
+    labels = ["TATL (ground-truth lesion crops) w/o ImageNet", "TATL (in-sample lesion crops) w/o ImageNet",
+              "TATL w/o ImageNet", "TATL (Task 1 Segment-Net) w/o ImageNet"]  # fmt: skip
+    assert list(table["dice"]) == labels and list(table["box_iou"]) == labels
+    boxes = {label: table["box_iou"][label] for label in labels}
+    assert boxes[labels[0]]["training"][0] == 1.0
+    assert all(0 < v[0] <= 1 for b in boxes.values() for v in b.values())
+    assert boxes[labels[0]]["scored"] == boxes[labels[1]]["scored"] == boxes[labels[2]]["scored"]
+    assert "**Lesion boxes**" in (out / "table.md").read_text()
+    assert '"lesion_source":' not in (out / "table.md").read_text().split("Settings:")[1]  # set per column
+    task1_run = out / "TATL_(Task_1_Segment-Net)_wo_ImageNet" / "fold0"
+    split = split_datalists(data, fold=0)
+    predicted = {p.name.removesuffix("_segmentation.png") for p in (task1_run / "eval" / "lesions").iterdir()}
+    assert predicted == {e["id"] for e in split["training"] + split["validation"]}
 
 
 def test_multi_gpu_ranks_stop_together(tmp_path):
@@ -422,12 +456,19 @@ def test_multi_gpu_ranks_stop_together(tmp_path):
     assert (tmp_path / "models" / "attributes" / "streaks" / "unet" / "model.pt").is_file()
 
 
-def test_figure5_pretext_vs_downstream(tmp_path):
-    result = pipeline(tmp_path / "work", tmp_path / "data", "--experiment", "figure5", "--archs", '["unet"]')
+def test_figure5_pretext_vs_downstream_from_the_main_jobs_runs(tatl_run):
+    """``--experiment figure5`` after the main job: its runs, nothing trained; the downstream column is the main
+    job's table, the pretext column the union maps scored as each attribute."""
+    run, _, _ = tatl_run
+    root = run.parents[3]
+    result = pipeline(root / "work", root / "data", "--experiment", "figure5", root="bundles/tatl", cwd=root)
+    assert "running" not in result.stdout
     assert "| attribute | downstream (target segmenters) | pretext (union network) |" in result.stdout
-    table = json.loads((tmp_path / "work" / "figure5" / "table.json").read_text())
-    assert set(table["dice"]) == {"downstream (target segmenters)", "pretext (union network)"}
-    assert (tmp_path / "work" / "figure5" / "figure.png").stat().st_size > 1000
+    table = json.loads((root / "work" / "figure5" / "table.json").read_text())["dice"]
+    main = json.loads((root / "work" / "tatl" / "table.json").read_text())["dice"]["TATL w/o ImageNet"]
+    assert table["downstream (target segmenters)"] == main
+    assert set(table["pretext (union network)"]) == set(main)
+    assert (root / "work" / "figure5" / "figure.png").stat().st_size > 1000
 
 
 def test_figure7_stability_bounds(tmp_path):

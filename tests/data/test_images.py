@@ -92,7 +92,7 @@ def test_tatl_training_batch_reads_01_masks(isic, tmp_path):
     for root in (_reencoded(isic, tmp_path, "0/1"), isic):
         parser = ConfigParser()
         parser.read_config([str(CONFIGS / "common.json"), str(CONFIGS / "train_union.json")])
-        parser.update({"dataset_dir": str(root), "bundle_root": str(tmp_path), "use_predicted_lesion": False,
+        parser.update({"dataset_dir": str(root), "bundle_root": str(tmp_path), "lesion_source": "ground_truth",
                        "lesion_size": [64, 64], "spatial_size": [32, 32], "val_fraction": 1})  # fmt: skip
         dataset = parser.get_parsed_content("train#dataset")
         batches.append(next(iter(DataLoader(dataset, batch_size=4)))["label"])

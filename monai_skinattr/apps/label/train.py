@@ -172,6 +172,7 @@ class TATLTrainTask(TrainTask):
                 "spatial_size": list(settings["crop_size"]),
                 "offset": settings["offset"],
                 "crop": settings["crop"],
+                "lesion_source": "segment_net",  # crops from the Segment-Net trained on the annotators' lesions
                 "max_epochs": int(options["max_epochs"]),
                 "batch_size": int(options["batch_size"]),
                 "learning_rate": float(options["learning_rate"]),

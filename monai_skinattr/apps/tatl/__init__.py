@@ -3,7 +3,15 @@
 
 from monai_skinattr.data.prepare import image_datalist
 
-from .data import attributes_of, prepare_dataset, split_datalists
+from .data import (
+    LESION_SOURCES,
+    attributes_of,
+    check_lesion_source,
+    prepare_dataset,
+    segment_net_datalists,
+    split_datalists,
+    task1_photos,
+)
 from .experiments import (
     EXPERIMENTS,
     curves_table,
@@ -71,6 +79,10 @@ __all__ = [
     "run_label",
     "score_cascade",
     "split_datalists",
+    "segment_net_datalists",
+    "task1_photos",
+    "LESION_SOURCES",
+    "check_lesion_source",
     "stage_checkpoints",
     "stability_figure",
     "summary_table",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monai_skinattr.data.checks import DatasetLayoutError
@@ -10,7 +10,20 @@ from monai_skinattr.data.folds import carve_validation, fold_split, kfold
 from monai_skinattr.data.isic import LAYOUTS, detect_year, isic_datalist
 from monai_skinattr.data.prepare import prepare_isic
 
-__all__ = ["prepare_dataset", "attributes_of", "split_datalists"]
+__all__ = [
+    "LESION_SOURCES",
+    "prepare_dataset",
+    "attributes_of",
+    "split_datalists",
+    "segment_net_datalists",
+    "task1_photos",
+    "check_lesion_source",
+]
+
+#: where the lesion masks that crop the stage-2/3 training photos come from: the ground truth, the round's
+#: Segment-Net (in-sample: it trained on those photos, unless ``lesion_dataset_dir`` trained it on others), or
+#: ``inner_folds`` Segment-Nets over the training folds, each predicting the inner fold it never saw
+LESION_SOURCES = ("ground_truth", "segment_net", "inner_folds")
 
 
 def prepare_dataset(
@@ -69,3 +82,98 @@ def split_datalists(
             ],
         ) from None
     return {"training": train, "validation": val, "test": test}
+
+
+def task1_photos(roots: str | Path | Sequence[str | Path]) -> list[dict]:
+    """
+    Every ISIC Task 1 photo with lesion ground truth in ``roots`` (one folder or several, e.g. ISIC 2017 and 2018;
+    every split that has Task 1 ground truth), as ``{"image", "lesion", "id"}`` entries, the first of each id kept
+    (ISIC 2017 and 2018 share photos).
+
+    .. code-block:: python
+
+        photos = task1_photos(["/data/ISIC2017", "/data/ISIC2018"])
+    """
+    entries: dict[str, dict] = {}
+    for root in [roots] if isinstance(roots, (str, Path)) else roots:
+        try:
+            layout = LAYOUTS[detect_year(root)]
+        except FileNotFoundError:
+            raise DatasetLayoutError(Path(root), ["lesion_dataset_dir: not an ISIC challenge folder"]) from None
+        for split, word in layout["splits"].items():
+            if (Path(root) / layout["task1"].format(split=word)).is_dir():
+                for e in isic_datalist(root, task=1, split=split):
+                    entries.setdefault(e["id"], {"image": e["image"], "lesion": e["label"], "id": e["id"]})
+    if not entries:
+        raise DatasetLayoutError(Path(str(roots)), ["no ISIC Task 1 lesion ground truth in lesion_dataset_dir"])
+    return list(entries.values())
+
+
+def segment_net_datalists(
+    datalists: Mapping[str, Sequence[dict]],
+    lesion_source: str = "inner_folds",
+    holdout: int = -1,
+    inner_folds: int = 5,
+    lesion_dataset_dir: str | Sequence[str] = "",
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> dict[str, list[dict]]:
+    """
+    What one Segment-Net of a round (:func:`split_datalists` ``datalists``) trains on, selects on and predicts.
+
+    - The round's Segment-Net (``holdout`` -1) trains on the round's training photos and selects on its validation
+      photos; it predicts the photos whose crops ``lesion_source`` takes from it: training and validation
+      (``"segment_net"``), validation only (``"inner_folds"``), none (``"ground_truth"``).
+    - Inner Segment-Net ``holdout`` (``"inner_folds"`` only) trains on the training photos but inner fold
+      ``holdout`` of ``inner_folds``, selects on the validation photos, and predicts that inner fold.
+    - With ``lesion_dataset_dir`` (the paper's way, ``"segment_net"`` only), the Segment-Net trains on that
+      folder's (or those folders') Task 1 photos (:func:`task1_photos`) less the round's scored photos, and selects
+      on ``val_fraction`` of them; it predicts the training and validation photos.
+
+    Returns:
+        ``{"training", "validation", "predict"}`` datalists with ``image`` and ``lesion`` paths.
+
+    .. code-block:: python
+
+        rounds = split_datalists("data/isic2018_synthetic", fold=0)
+        inner = segment_net_datalists(rounds, "inner_folds", holdout=1, inner_folds=5)
+    """
+    if lesion_source not in LESION_SOURCES:
+        raise ValueError(f"'lesion_source' must be one of {list(LESION_SOURCES)}, got {lesion_source!r}.")
+    train, val = list(datalists["training"]), list(datalists["validation"])
+    if holdout >= 0:
+        if lesion_source != "inner_folds" or not 0 <= holdout < inner_folds:
+            raise ValueError(f"an inner Segment-Net (holdout {holdout}) needs lesion_source 'inner_folds' and "
+                             f"holdout < inner_folds ({inner_folds}).")  # fmt: skip
+        rest, held_out = fold_split(kfold(train, k=inner_folds, seed=seed), holdout)
+        return {"training": rest, "validation": val, "predict": held_out}
+    predict = {"segment_net": train + val, "inner_folds": val, "ground_truth": []}[lesion_source]
+    if lesion_dataset_dir:
+        scored = {e["id"] for e in datalists["test"]}
+        photos = [e for e in task1_photos(lesion_dataset_dir) if e["id"] not in scored]
+        train, val = carve_validation(photos, fraction=val_fraction, seed=seed)
+    return {"training": train, "validation": val, "predict": predict}
+
+
+def check_lesion_source(lesion_source: object, inner_folds: object = 5, lesion_dataset_dir: object = "") -> None:
+    """
+    Refuse a lesion source that cannot be honoured: ``lesion_source`` one of :data:`LESION_SOURCES`,
+    ``inner_folds`` an integer >= 2, and ``lesion_dataset_dir`` (folders of ISIC Task 1 photos that train the
+    Segment-Net instead of the training folds) only with ``"segment_net"``, whose predictions it makes out of sample.
+
+    .. code-block:: python
+
+        check_lesion_source("inner_folds", 5)  # fine
+        check_lesion_source("inner_folds", 5, "/data/ISIC2017")  # ValueError: 'lesion_dataset_dir' ...
+    """
+    if lesion_source not in LESION_SOURCES:
+        raise ValueError(f"'lesion_source' must be one of {list(LESION_SOURCES)}, got {lesion_source!r}.")
+    if isinstance(inner_folds, bool) or not isinstance(inner_folds, int) or inner_folds < 2:
+        raise ValueError(f"'inner_folds' must be an integer >= 2, got {inner_folds!r}.")
+    if lesion_dataset_dir:
+        if lesion_source != "segment_net":
+            raise ValueError(
+                f"'lesion_dataset_dir' trains the Segment-Net on other photos, so its lesions on the training photos "
+                f"are already out of sample: use it with lesion_source 'segment_net', not {lesion_source!r}."
+            )
+        task1_photos(lesion_dataset_dir)  # a missing or empty folder is named here

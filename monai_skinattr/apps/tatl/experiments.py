@@ -23,7 +23,8 @@ from monai_skinattr.runner import Plan, bundle_setting, read_record
 from monai_skinattr.utils.io import markdown_table, write_table
 from monai_skinattr.visualize import bar_chart, line_panels
 
-from .data import attributes_of
+from .boxes import crop_box_agreement
+from .data import attributes_of, check_lesion_source
 from .report import summary_table
 from .rounds import SWITCHES, round_runs, run_label
 from .stability import stability_figure
@@ -95,9 +96,15 @@ EXPERIMENTS: dict[str, tuple[str, list[tuple[tuple[int, ...], bool, dict]]]] = {
     ),
     "figure5": ("Figure 5: pretext (union network) vs downstream (target segmenters)", [((1, 2, 3), True, {})]),
     "figure6": ("Figure 6: training and validation loss of the target segmenters", [((1, 2, 3), True, {})]),
+    "lesion_sources": (
+        "Where the training crops' lesions come from (not a paper table: the choice of lesion_source)",
+        [((1, 2, 3), True, {"lesion_source": s, "lesion_dataset_dir": ""}) for s in ("ground_truth", "segment_net")]
+        + [((1, 2, 3), True, {"lesion_source": "inner_folds", "lesion_dataset_dir": ""})]
+        + [((1, 2, 3), True, {"lesion_source": "segment_net"})],  # with lesion_dataset_dir: the paper's way
+    ),
 }
 #: experiments that draw from another experiment's runs (the same runs, trained once): name -> that experiment
-SHARED_RUNS = {"figure6": "tatl"}
+SHARED_RUNS = {"figure5": "tatl", "figure6": "tatl"}
 
 
 def _variant_label(name: str, stages: Sequence[int], variant: Mapping, extra: Mapping) -> str:
@@ -156,6 +163,8 @@ def experiment_variants(
     backbones = _backbones(name, overrides.pop("backbones", None))
     if name in ("table6", "table8"):
         _check_protocol(name, overrides)
+    if name == "lesion_sources" and not as_bool(overrides.get("crop", True), "crop"):
+        raise ValueError("'lesion_sources' compares where the crops' lesions come from; 'crop' false cuts no crop.")
     shapes = overrides.get("archs")
     runs: dict[str, tuple[tuple[int, ...], dict]] = {}
     for stages, imagenet, extra in EXPERIMENTS[name][1]:
@@ -164,6 +173,8 @@ def experiment_variants(
             continue
         encoder = extra.get("encoder", overrides.get("encoder", "efficientnet-b0"))
         variant = {**overrides, **extra, "encoder_weights": files.get(encoder, "") if imagenet else ""}
+        check_lesion_source(*(variant.get(k, d) for k, d in (("lesion_source", "inner_folds"), ("inner_folds", 5),
+                                                               ("lesion_dataset_dir", ""))))  # fmt: skip
         variant["offset"] = grid_offset(variant.pop("paper_offset", PAPER_OFFSET), lesion_rows)
         label = _variant_label(name, stages, variant, extra)
         runs.setdefault(label, (stages, variant))
@@ -183,7 +194,21 @@ def _backbones(name: str, backbones: Sequence[str] | None) -> list[str]:
 
 
 #: the switches Tables 6 and 8 set per column themselves (any other value would change what their labels say)
-_PROTOCOL = {"crop": True, "use_predicted_lesion": True, "augment": False, "freeze_encoder": False}
+_PROTOCOL = {"crop": True, "augment": False, "freeze_encoder": False}
+
+
+def _set_by_variants(name: str) -> set[str]:
+    """The settings every variant of experiment ``name`` sets itself but ``archs`` (Tables 6 and 8: a choice)."""
+    return set.intersection(*(set(extra) for _, _, extra in EXPERIMENTS[name][1])) - {"archs"}
+
+
+def _check_not_set_by_variants(name: str, overrides: Mapping, bundle_root: str | Path) -> None:
+    """Refuse a setting that every variant of ``name`` sets itself (it would be silently replaced) at a value other
+    than its default (the bundle's); ``archs`` chooses the shapes of Tables 6 and 8 instead."""
+    for key in sorted(_set_by_variants(name) & set(overrides)):
+        default = PAPER_OFFSET if key == "paper_offset" else bundle_setting(bundle_root, key)
+        if overrides[key] != default:
+            raise ValueError(f"'{name}' sets '{key}' per column itself; remove '{key}' {overrides[key]!r}.")
 
 
 def _check_protocol(name: str, overrides: Mapping) -> None:
@@ -194,6 +219,9 @@ def _check_protocol(name: str, overrides: Mapping) -> None:
                 f"'{name}' runs the paper's protocol and names its columns by it; '{key}' {overrides[key]!r} would "
                 f"change what they ran (its columns set freeze_encoder themselves). Leave '{key}' at {paper}."
             )
+    if overrides.get("lesion_source") == "ground_truth":
+        raise ValueError(f"'{name}' runs the paper's protocol, whose crops come from a Segment-Net; 'lesion_source' "
+                         "'ground_truth' would change what its columns ran.")  # fmt: skip
 
 
 def grid_offset(paper_offset: object, lesion_rows: int) -> int:
@@ -258,6 +286,11 @@ def experiment_plan(
     """
     epochs = {"lesion": 40, "union": 40, "attribute": 40, **(epochs or {})}
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if name in EXPERIMENTS:
+        _check_not_set_by_variants(name, overrides, bundle_root)
+    stage_overrides = {k: v for k, v in overrides.items() if k not in ("imagenet_weights", "backbones")}
+    for key in ("archs", "crop", "lesion_source", "inner_folds"):  # what shapes the runs: the configs' defaults
+        overrides.setdefault(key, bundle_setting(bundle_root, key, stage_overrides))
     experiment_variants("tatl" if name == "figure7" else name, overrides)  # by name, before any data is touched
     if isinstance(reruns, bool) or not isinstance(reruns, int) or reruns < 1:
         raise ValueError(f"'reruns' must be an integer >= 1, got {reruns!r}.")
@@ -267,7 +300,6 @@ def experiment_plan(
         raise ValueError("an experiment's lesion-box offset is 'paper_offset' (pixels of TATL's 384-row grid, scaled "
                          f"to lesion_size), not 'offset' (got offset={overrides['offset']!r}).")  # fmt: skip
     out = Path(workdir) / name
-    stage_overrides = {k: v for k, v in overrides.items() if k not in ("imagenet_weights", "backbones")}
     data_root = bundle_setting(bundle_root, "data_root", stage_overrides)
     attributes = attributes_of(data_root)
     scored = [a for a in attributes if a in SCORED_ATTRIBUTES.get(name, attributes)]
@@ -275,8 +307,6 @@ def experiment_plan(
         raise ValueError(f"'{name}' scores {list(SCORED_ATTRIBUTES[name])}, which {data_root} does not have.")
     lesion_rows = bundle_setting(bundle_root, "lesion_size", stage_overrides)[0]
     seed = bundle_setting(bundle_root, "seed", stage_overrides)
-    for key in ("archs", "crop"):  # what shapes the runs: the stage configs' own defaults unless given
-        overrides.setdefault(key, bundle_setting(bundle_root, key, stage_overrides))
     if name == "figure7":
         (_, stages, variant), fold = experiment_variants("tatl", overrides, lesion_rows)[0], folds[0]
         runs = round_runs(out / f"fold{fold}", fold, attributes, epochs, {**variant, "dataset_dir": data_root},
@@ -334,10 +364,13 @@ def experiment_table(
     scores of the union network. Writes ``<out>/table.md/.csv/.json`` (and ``figure.png``)."""
     title = EXPERIMENTS[name][0]
     results: dict[str, list[dict]] = {}
+    boxes: dict[str, list[dict]] = {}
     for label, _, variant in variants:
         for fold, rerun in _rounds(folds, reruns):
             run_dir = (runs_dir or out) / round_folder(label, fold, rerun)
             scores = json.loads((run_dir / "eval" / "attribute_scores.json").read_text())
+            if name == "lesion_sources":
+                boxes.setdefault(label, []).append(_box_agreement(bundle_root, run_dir, {**variant, "fold": fold}))
             if name != "figure5":
                 results.setdefault(label, []).append(scores)
                 continue
@@ -351,10 +384,40 @@ def experiment_table(
     markdown += "\n" + dice_markdown
     rows += dice_rows[1:]
     summary = {"jaccard": summary, "dice": dice_summary}
-    markdown += _provenance(bundle_root, data_root, folds, epochs, overrides, reruns)
+    if boxes:
+        markdown += "\n" + _box_table(boxes, summary)
+    shared = {k: v for k, v in overrides.items() if k not in _set_by_variants(name)}  # the rest: in the labels
+    markdown += _provenance(bundle_root, data_root, folds, epochs, shared, reruns)
     write_table(out, "table", markdown, rows[0], rows[1:], summary)
     _figure(name, summary["jaccard" if name == "figure4" else "dice"], out / "figure.png")
     return markdown
+
+
+def _box_agreement(bundle_root: str | Path, run_dir: Path, settings: Mapping) -> dict[str, float]:
+    """One round's :func:`crop_box_agreement`: its training photos' crop boxes and its scored photos' cascade boxes
+    against their ground-truth boxes."""
+    datalists = bundle_setting(bundle_root, "datalists", settings)
+    lesion_size = bundle_setting(bundle_root, "lesion_size", settings)
+    predicted = settings["lesion_source"] != "ground_truth"
+    return crop_box_agreement(run_dir, datalists["training"], datalists["test"], lesion_size, settings["offset"],
+                              predicted)  # fmt: skip
+
+
+def _box_table(boxes: Mapping[str, list[dict]], summary: dict) -> str:
+    """The ``lesion_sources`` box table: per variant, the mean box IoU with the ground truth of its training crops
+    and of its scored photos' crops, mean ± std over rounds (added to ``summary["box_iou"]``)."""
+    columns = {"training": "training crops' box IoU", "scored": "scored photos' box IoU"}
+    cells, summary["box_iou"] = [], {}
+    for label, rounds in boxes.items():
+        row = [label]
+        for key in columns:
+            v = np.array([r[key] for r in rounds])
+            std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            summary["box_iou"].setdefault(label, {})[key] = [float(v.mean()), std, len(v)]
+            row.append(f"{v.mean():.3f} ± {std:.3f}")
+        cells.append(row)
+    text = "**Lesion boxes**: IoU of each box TATL cuts with the ground-truth lesion's box (same offset, lesion grid)"
+    return text + "\n\n" + markdown_table(["run", *columns.values()], cells)
 
 
 def _provenance(
@@ -418,11 +481,13 @@ def curves_table(
     archs = list(variant["archs"])
     values: dict[tuple[str, str], list[list[float]]] = {}
     panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    batches: set[int] = set()  # batches per epoch of each round (its own training photos)
     for fold, rerun in _rounds(folds, reruns):
         run_dir = (runs_dir or out) / round_folder(label, fold, rerun)
         settings = {**variant, "dataset_dir": data_root, "fold": fold}
         training = bundle_setting(bundle_root, "datalists", settings)["training"]
         per_epoch = math.ceil(len(training) / bundle_setting(bundle_root, "batch_size", settings))
+        batches.add(per_epoch)
         for attribute in attributes:
             for arch in archs:
                 curve = read_loss_curves(
@@ -449,10 +514,10 @@ def curves_table(
             c: [float(m), float(d), len(v)] for c, m, d in zip(columns, mean, std, strict=True)
         }
     title = EXPERIMENTS[name][0]
-    markdown = f"**{title}** ({label}, mean ± std over {len(folds) * reruns} round(s); steps: epochs x {per_epoch} "
+    per_round = str(batches.pop()) if len(batches) == 1 else "each round's"
+    markdown = f"**{title}** ({label}, mean ± std over {len(folds) * reruns} round(s); steps: epochs x {per_round} "
     markdown += "batches)\n\n" + markdown_table(header, cells)
     markdown += _provenance(bundle_root, data_root, folds, epochs, overrides, reruns)
-    out.mkdir(parents=True, exist_ok=True)  # the runs are another experiment's: this folder may not exist yet
     write_table(out, "table", markdown, csv_rows[0], csv_rows[1:], summary)
     line_panels(panels, out / "figure.png", title=f"TATL Figure 6 ({label}, fold {folds[0]})",
                 xlabel="training steps", ylabel="loss")  # fmt: skip

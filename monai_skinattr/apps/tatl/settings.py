@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from monai_skinattr import config
 from monai_skinattr.config import as_bool, as_index, as_size
 
+from .data import check_lesion_source
 from .experiments import grid_offset
 
 __all__ = ["check_settings", "check_offset"]
@@ -42,6 +43,9 @@ def check_settings(
     fold_name: str = "fold",
     encoder_freezable: bool = True,
     photo_size: object = None,
+    lesion_source: object = "inner_folds",
+    inner_folds: object = 5,
+    lesion_dataset_dir: object = "",
 ) -> None:
     """
     Refuse, before any data or model is touched, a TATL setting that cannot be honoured exactly: ``spatial_size``
@@ -49,7 +53,8 @@ def check_settings(
     lesion-box ``offset`` on the lesion grid or the experiments' ``paper_offset`` (pixels of TATL's 384-row grid,
     scaled to ``lesion_size``; :func:`check_offset`), ``photo_size`` (two positive integers: the size every photo is
     sampled at, ``load_transforms``), each of ``folds`` against ``num_folds`` (``fold_name``: the
-    setting that holds them), and every switch of ``switches`` (:func:`~monai_skinattr.config.check_switches`).
+    setting that holds them), where the crops' lesions come from (:func:`check_lesion_source`), and every switch
+    of ``switches`` (:func:`~monai_skinattr.config.check_switches`).
     ``freeze_encoder`` on where the encoder is not ``encoder_freezable`` is refused too: TATL's FE freezes the
     attribute segmenters' encoders (stage 3) only; the Segment-Net and the union segmenters always train theirs.
 
@@ -72,6 +77,7 @@ def check_settings(
         raise ValueError(f"'{fold_name}' names no fold.")
     for fold in folds:
         as_index(fold, fold_name, num_folds, "num_folds")
+    check_lesion_source(lesion_source, inner_folds, lesion_dataset_dir)
     if not encoder_freezable and as_bool(switches.get("freeze_encoder", False), "freeze_encoder"):
         raise ValueError(
             "'freeze_encoder' applies to stage 3 only (train_attribute.json, TATL's FE): the Segment-Net and the "
