@@ -304,6 +304,9 @@ def test_tatl_pipeline_settings_are_refused_before_any_work(tmp_path, monkeypatc
         ({"crop": "maybe"}, "'crop' must be true or false (or 1 / 0), got 'maybe'."),
         ({"photo_size": [768, 0]}, "'photo_size' must be 2 positive integers, got [768, 0]."),
         ({"inner_folds": 1}, "'inner_folds' must be an integer >= 2, got 1."),
+        ({"use_predicted_lesion": False}, "'use_predicted_lesion' was replaced by 'lesion_source' (TATL bundle 0.6.0): "
+                                          "'lesion_source ground_truth' for ground-truth crops, 'segment_net' for the "
+                                          "old predicted (in-sample) ones."),
         ({"freeze_encoder": "true"}, "'freeze_encoder' applies to stage 3 only (train_attribute.json, TATL's FE): "
                                      "the Segment-Net and the union segmenters always train their encoders."),
     ],

@@ -46,6 +46,7 @@ def check_settings(
     lesion_source: object = "inner_folds",
     inner_folds: object = 5,
     lesion_dataset_dir: object = "",
+    use_predicted_lesion: object = None,
 ) -> None:
     """
     Refuse, before any data or model is touched, a TATL setting that cannot be honoured exactly: ``spatial_size``
@@ -53,7 +54,8 @@ def check_settings(
     lesion-box ``offset`` on the lesion grid or the experiments' ``paper_offset`` (pixels of TATL's 384-row grid,
     scaled to ``lesion_size``; :func:`check_offset`), ``photo_size`` (two positive integers: the size every photo is
     sampled at, ``load_transforms``), each of ``folds`` against ``num_folds`` (``fold_name``: the
-    setting that holds them), where the crops' lesions come from (:func:`check_lesion_source`), and every switch
+    setting that holds them), where the crops' lesions come from (:func:`check_lesion_source`; the replaced
+    ``use_predicted_lesion`` is refused: it would otherwise be ignored), and every switch
     of ``switches`` (:func:`~monai_skinattr.config.check_switches`).
     ``freeze_encoder`` on where the encoder is not ``encoder_freezable`` is refused too: TATL's FE freezes the
     attribute segmenters' encoders (stage 3) only; the Segment-Net and the union segmenters always train theirs.
@@ -77,6 +79,11 @@ def check_settings(
         raise ValueError(f"'{fold_name}' names no fold.")
     for fold in folds:
         as_index(fold, fold_name, num_folds, "num_folds")
+    if use_predicted_lesion is not None:
+        raise ValueError(
+            "'use_predicted_lesion' was replaced by 'lesion_source' (TATL bundle 0.6.0): 'lesion_source ground_truth' "
+            "for ground-truth crops, 'segment_net' for the old predicted (in-sample) ones."
+        )
     check_lesion_source(lesion_source, inner_folds, lesion_dataset_dir)
     if not encoder_freezable and as_bool(switches.get("freeze_encoder", False), "freeze_encoder"):
         raise ValueError(
