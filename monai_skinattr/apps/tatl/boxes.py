@@ -14,6 +14,8 @@ from torchvision.ops import box_iou
 from monai_skinattr.data.images import read_mask
 from monai_skinattr.transforms.array import lesion_boxes
 
+from .transforms import cascade_outputs, with_lesions
+
 __all__ = ["box_ious", "crop_box_agreement"]
 
 
@@ -61,9 +63,8 @@ def crop_box_agreement(
     than the crops the scored photos got.
     """
     run_dir = Path(run_dir)
-    truth = [e["lesion"] for e in training]
-    masks = [run_dir / "eval" / "lesions" / f"{e['id']}_segmentation.png" for e in training]
-    cascade = [run_dir / "eval" / "cascade" / "lesion" / f"{e['id']}_segmentation.png" for e in scored]
-    train = box_ious(masks if predicted_crops else truth, truth, lesion_size, offset)
+    crops = with_lesions(training, run_dir / "eval" / "lesions" if predicted_crops else "")  # what stages 2-3 cut
+    cascade = [cascade_outputs(run_dir / "eval" / "cascade", e["id"], ["lesion"])["lesion"] for e in scored]
+    train = box_ious([e["lesion"] for e in crops], [e["lesion"] for e in training], lesion_size, offset)
     test = box_ious(cascade, [e["lesion"] for e in scored], lesion_size, offset)
     return {"training": float(train.mean()), "scored": float(test.mean())}

@@ -95,18 +95,28 @@ def task1_photos(roots: str | Path | Sequence[str | Path]) -> list[dict]:
         photos = task1_photos(["/data/ISIC2017", "/data/ISIC2018"])
     """
     entries: dict[str, dict] = {}
+    for root, split in _task1_splits(roots):
+        for e in isic_datalist(root, task=1, split=split):
+            entries.setdefault(e["id"], {"image": e["image"], "lesion": e["label"], "id": e["id"]})
+    return list(entries.values())
+
+
+def _task1_splits(roots: str | Path | Sequence[str | Path]) -> list[tuple[str | Path, str]]:
+    """``(folder, split)`` of every split with a Task 1 ground-truth folder in ``roots``, from the folder layout
+    alone (no photo is read); a folder without any is an error naming it."""
+    found = []
     for root in [roots] if isinstance(roots, (str, Path)) else roots:
         try:
             layout = LAYOUTS[detect_year(root)]
         except FileNotFoundError:
             raise DatasetLayoutError(Path(root), ["lesion_dataset_dir: not an ISIC challenge folder"]) from None
-        for split, word in layout["splits"].items():
-            if (Path(root) / layout["task1"].format(split=word)).is_dir():
-                for e in isic_datalist(root, task=1, split=split):
-                    entries.setdefault(e["id"], {"image": e["image"], "lesion": e["label"], "id": e["id"]})
-    if not entries:
-        raise DatasetLayoutError(Path(str(roots)), ["no ISIC Task 1 lesion ground truth in lesion_dataset_dir"])
-    return list(entries.values())
+        splits = [
+            s for s, word in layout["splits"].items() if (Path(root) / layout["task1"].format(split=word)).is_dir()
+        ]
+        if not splits:
+            raise DatasetLayoutError(Path(root), ["no ISIC Task 1 lesion ground truth in lesion_dataset_dir"])
+        found += [(root, split) for split in splits]
+    return found
 
 
 def segment_net_datalists(
@@ -138,8 +148,7 @@ def segment_net_datalists(
         rounds = split_datalists("data/isic2018_synthetic", fold=0)
         inner = segment_net_datalists(rounds, "inner_folds", holdout=1, inner_folds=5)
     """
-    if lesion_source not in LESION_SOURCES:
-        raise ValueError(f"'lesion_source' must be one of {list(LESION_SOURCES)}, got {lesion_source!r}.")
+    check_lesion_source(lesion_source, inner_folds, lesion_dataset_dir)
     train, val = list(datalists["training"]), list(datalists["validation"])
     if holdout >= 0:
         if lesion_source != "inner_folds" or not 0 <= holdout < inner_folds:
@@ -176,4 +185,4 @@ def check_lesion_source(lesion_source: object, inner_folds: object = 5, lesion_d
                 f"'lesion_dataset_dir' trains the Segment-Net on other photos, so its lesions on the training photos "
                 f"are already out of sample: use it with lesion_source 'segment_net', not {lesion_source!r}."
             )
-        task1_photos(lesion_dataset_dir)  # a missing or empty folder is named here
+        _task1_splits(lesion_dataset_dir)  # a missing folder, or one without Task 1 ground truth, is named here

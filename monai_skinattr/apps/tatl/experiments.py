@@ -10,7 +10,7 @@ import csv
 import json
 import math
 from collections.abc import Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -173,8 +173,8 @@ def experiment_variants(
             continue
         encoder = extra.get("encoder", overrides.get("encoder", "efficientnet-b0"))
         variant = {**overrides, **extra, "encoder_weights": files.get(encoder, "") if imagenet else ""}
-        check_lesion_source(*(variant.get(k, d) for k, d in (("lesion_source", "inner_folds"), ("inner_folds", 5),
-                                                               ("lesion_dataset_dir", ""))))  # fmt: skip
+        source = variant.get("lesion_source", "inner_folds")
+        check_lesion_source(source, variant.get("inner_folds", 5), variant.get("lesion_dataset_dir", ""))
         variant["offset"] = grid_offset(variant.pop("paper_offset", PAPER_OFFSET), lesion_rows)
         label = _variant_label(name, stages, variant, extra)
         runs.setdefault(label, (stages, variant))
@@ -365,17 +365,26 @@ def experiment_table(
     title = EXPERIMENTS[name][0]
     results: dict[str, list[dict]] = {}
     boxes: dict[str, list[dict]] = {}
+    lesion_size = bundle_setting(bundle_root, "lesion_size", overrides)
+
+    @cache
+    def split(fold: int) -> dict[str, list[dict]]:  # a round's datalists, read once (every variant splits alike)
+        return bundle_setting(bundle_root, "datalists", {**variants[0][2], "dataset_dir": data_root, "fold": fold})
+
     for label, _, variant in variants:
         for fold, rerun in _rounds(folds, reruns):
             run_dir = (runs_dir or out) / round_folder(label, fold, rerun)
             scores = json.loads((run_dir / "eval" / "attribute_scores.json").read_text())
             if name == "lesion_sources":
-                boxes.setdefault(label, []).append(_box_agreement(bundle_root, run_dir, {**variant, "fold": fold}))
+                predicted = variant["lesion_source"] != "ground_truth"
+                agreement = crop_box_agreement(run_dir, split(fold)["training"], split(fold)["test"], lesion_size,
+                                               variant["offset"], predicted)  # fmt: skip
+                boxes.setdefault(label, []).append(agreement)
             if name != "figure5":
                 results.setdefault(label, []).append(scores)
                 continue
             results.setdefault("downstream (target segmenters)", []).append(scores)
-            test = bundle_setting(bundle_root, "datalists", {**variant, "dataset_dir": data_root, "fold": fold})["test"]
+            test = split(fold)["test"]
             attributes = [k for k in scores if k not in ("macro_average", "micro_average", "overall", "num_images")]
             results.setdefault("pretext (union network)", []).append(pretext_scores(run_dir, test, attributes))
     unit = "fold(s)" if reruns == 1 else "round(s): folds x reruns"
@@ -391,16 +400,6 @@ def experiment_table(
     write_table(out, "table", markdown, rows[0], rows[1:], summary)
     _figure(name, summary["jaccard" if name == "figure4" else "dice"], out / "figure.png")
     return markdown
-
-
-def _box_agreement(bundle_root: str | Path, run_dir: Path, settings: Mapping) -> dict[str, float]:
-    """One round's :func:`crop_box_agreement`: its training photos' crop boxes and its scored photos' cascade boxes
-    against their ground-truth boxes."""
-    datalists = bundle_setting(bundle_root, "datalists", settings)
-    lesion_size = bundle_setting(bundle_root, "lesion_size", settings)
-    predicted = settings["lesion_source"] != "ground_truth"
-    return crop_box_agreement(run_dir, datalists["training"], datalists["test"], lesion_size, settings["offset"],
-                              predicted)  # fmt: skip
 
 
 def _box_table(boxes: Mapping[str, list[dict]], summary: dict) -> str:
